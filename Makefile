@@ -1,0 +1,65 @@
+# Airlock. Every target runs on the Node.js 24 the workspace pins (node_modules/.bin/node).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
+UNIT_TESTS := 'api/test/**/*.test.ts' 'cli/test/**/*.test.ts'
+E2E_TESTS := 'e2e/test/**/*.test.ts'
+
+.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e cluster-up cluster-down demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+node_modules/.installed: package.json package-lock.json api/package.json cli/package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed ## install npm packages (npm ci), including the pinned Node.js 24
+
+deps: ## install the Debian packages the tests need (apt-get, when root and missing)
+	@bash hack/deps.sh
+
+controlplane: ## build kube-apiserver, kubectl and etcd from the official Go modules (cached)
+	@bash hack/controlplane/build.sh >/dev/null
+
+generate: install ## regenerate CRD YAML and TypeScript types from api/src/schema
+	node api/scripts/generate.ts
+
+check-generated: install ## fail when generated files are stale
+	node api/scripts/generate.ts --check
+
+typecheck: install ## tsc, strict, no emit
+	tsc -p tsconfig.json
+
+lint: install ## eslint with typescript-eslint
+	eslint .
+
+test: install deps controlplane check-generated typecheck lint ## everything: static checks, unit tests, e2e against a real control plane
+	node --test --test-reporter=spec $(UNIT_TESTS) $(E2E_TESTS)
+
+test-unit: install ## unit tests only
+	node --test --test-reporter=spec $(UNIT_TESTS)
+
+test-e2e: install deps controlplane ## e2e tests only (starts its own control plane)
+	node --test --test-reporter=spec $(E2E_TESTS)
+
+cluster-up: install controlplane ## start kube-apiserver + etcd on loopback; kubeconfig in .airlock/kubeconfig
+	@bash hack/controlplane/up.sh
+
+cluster-down: ## stop the local control plane and remove its data
+	@bash hack/controlplane/down.sh
+
+demo: cluster-up ## bring the control plane up, install the CRDs and examples, show them
+	@K="$$(bash hack/controlplane/build.sh)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)"; \
+	set -x; \
+	$$K apply -f crds/; \
+	$$K wait --for condition=Established crd -l app.kubernetes.io/part-of=airlock --timeout 60s; \
+	$$K apply -f examples/; \
+	$$K get agentconnections,maskingpolicies,approvalrules -n agents; \
+	$$K explain agentconnection.spec.defaultAction
+	@echo; echo "The control plane keeps running: export KUBECONFIG=$(KUBECONFIG_LOCAL); 'make cluster-down' stops it."
+
+clean: cluster-down ## remove build caches and node_modules
+	rm -rf .airlock node_modules

@@ -1,0 +1,213 @@
+/**
+ * Validation of Airlock objects with the same schema the API server enforces: the structural
+ * schema through ajv (unknown fields rejected, as `kubectl apply` does with strict field
+ * validation), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
+ * Transition rules (those reading `oldSelf`) are checked only when an old object is given.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { parse as parseCel } from '@marcbachmann/cel-js';
+import { API_VERSION, KINDS, type KindDefinition } from './schema/kinds.ts';
+import { objectSchema } from './schema/crd.ts';
+import type { Schema, ValidationRule } from './schema/props.ts';
+
+export interface FieldError {
+  /** Dotted path of the offending field, e.g. `spec.target.port` or `spec.rules[1].action`. */
+  readonly field: string;
+  readonly message: string;
+}
+
+const KUBERNETES_KEYWORDS = [
+  'x-kubernetes-validations',
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-map-type',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-int-or-string',
+  'x-kubernetes-embedded-resource',
+];
+
+/** The schema ajv checks: the CRD schema, closed to unknown fields like strict field validation. */
+function closed(schema: Schema): Schema {
+  const out: Record<string, unknown> = { ...schema };
+  if (schema.properties !== undefined) {
+    const props: Record<string, Schema> = {};
+    for (const [name, child] of Object.entries(schema.properties)) props[name] = closed(child);
+    out['properties'] = props;
+    if (schema.additionalProperties === undefined && schema['x-kubernetes-preserve-unknown-fields'] !== true) {
+      out['additionalProperties'] = false;
+    }
+  }
+  if (schema.items !== undefined) out['items'] = closed(schema.items);
+  return out;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv, formats: string[]) => Ajv;
+
+function segment(key: string): string {
+  return /^[0-9]+$/.test(key) ? `[${key}]` : `.${key}`;
+}
+
+function pointerToField(pointer: string): string {
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return parts.map(segment).join('').replace(/^\./, '');
+}
+
+function join(base: string, key: string): string {
+  return base === '' ? key : `${base}${segment(key)}`;
+}
+
+function quote(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+function describeAjvError(e: ErrorObject): FieldError {
+  const field = pointerToField(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return { field: join(field, String(p['missingProperty'])), message: 'Required value' };
+    case 'additionalProperties':
+      return { field: join(field, String(p['additionalProperty'])), message: 'unknown field' };
+    case 'enum': {
+      const allowed = (p['allowedValues'] as unknown[]).map(quote).join(', ');
+      return { field, message: `Unsupported value: supported values: ${allowed}` };
+    }
+    case 'type':
+      return { field, message: `Invalid value: must be of type ${String(p['type'])}` };
+    case 'minimum':
+    case 'maximum':
+      return { field, message: `Invalid value: should be ${e.keyword === 'minimum' ? 'greater' : 'less'} than or equal to ${String(p['limit'])}` };
+    case 'pattern':
+      return { field, message: `Invalid value: should match '${String(p['pattern'])}'` };
+    case 'minItems':
+      return { field, message: `Invalid value: should have at least ${String(p['limit'])} items` };
+    case 'maxItems':
+      return { field, message: `Too many: must have at most ${String(p['limit'])} items` };
+    case 'minLength':
+      return { field, message: `Invalid value: should be at least ${String(p['limit'])} chars long` };
+    case 'maxLength':
+      return { field, message: `Too long: may not be more than ${String(p['limit'])} bytes` };
+    case 'format':
+      return { field, message: `Invalid value: should be a ${String(p['format'])}` };
+    default:
+      return { field, message: `Invalid value: ${e.message ?? e.keyword}` };
+  }
+}
+
+/** JSON numbers that are whole become CEL ints, as the API server types them from the schema. */
+function toCel(value: unknown): unknown {
+  if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
+  if (Array.isArray(value)) return value.map(toCel);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = toCel(v);
+    return out;
+  }
+  return value;
+}
+
+/** How the API server words each CEL rule reason. */
+const REASON_PREFIX: Readonly<Record<NonNullable<ValidationRule['reason']>, string>> = {
+  FieldValueInvalid: 'Invalid value',
+  FieldValueRequired: 'Required value',
+  FieldValueForbidden: 'Forbidden',
+  FieldValueDuplicate: 'Duplicate value',
+};
+
+type CompiledRule = ValidationRule & { readonly evaluate: (ctx: Record<string, unknown>) => unknown; readonly transition: boolean };
+
+const ruleCache = new Map<string, CompiledRule['evaluate']>();
+
+function compileRule(rule: ValidationRule): CompiledRule {
+  let evaluate = ruleCache.get(rule.rule);
+  if (evaluate === undefined) {
+    evaluate = parseCel(rule.rule);
+    ruleCache.set(rule.rule, evaluate);
+  }
+  return { ...rule, evaluate, transition: /\boldSelf\b/.test(rule.rule) };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function celErrors(schema: Schema, value: unknown, old: unknown, path: string, out: FieldError[]): void {
+  if (value === undefined) return;
+  for (const rule of (schema['x-kubernetes-validations'] ?? []).map(compileRule)) {
+    if (rule.transition && old === undefined) continue;
+    let ok: unknown;
+    try {
+      ok = rule.evaluate({ self: toCel(value), oldSelf: toCel(old) });
+    } catch (err) {
+      ok = false;
+      out.push({ field: path, message: `Invalid value: rule ${quote(rule.rule)} could not be evaluated: ${(err as Error).message}` });
+      continue;
+    }
+    if (ok !== true) {
+      const field = rule.fieldPath !== undefined ? `${path}${rule.fieldPath}` : path;
+      out.push({ field, message: `${REASON_PREFIX[rule.reason ?? 'FieldValueInvalid']}: ${rule.message}` });
+    }
+  }
+  if (schema.properties !== undefined && isObject(value)) {
+    for (const [name, child] of Object.entries(schema.properties)) {
+      const oldChild = isObject(old) ? old[name] : undefined;
+      celErrors(child, value[name], oldChild, join(path, name), out);
+    }
+  }
+  if (schema.items !== undefined && Array.isArray(value)) {
+    // Transition rules inside lists need list-map correlation; the rules Airlock ships do not need it.
+    value.forEach((item, i) => { celErrors(schema.items as Schema, item, undefined, `${path}[${i}]`, out); });
+  }
+}
+
+export interface Validator {
+  readonly kind: KindDefinition;
+  /** Returns every problem found; an empty list means valid. */
+  validate(object: unknown, oldObject?: unknown): FieldError[];
+}
+
+function metadataErrors(object: Record<string, unknown>): FieldError[] {
+  const meta = object['metadata'];
+  if (!isObject(meta)) return [{ field: 'metadata', message: 'Required value' }];
+  const name = meta['name'];
+  if (typeof name !== 'string' || name === '') return [{ field: 'metadata.name', message: 'Required value: name is required' }];
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name) || name.length > 253) {
+    return [{ field: 'metadata.name', message: `Invalid value: ${quote(name)}: must be a lowercase RFC 1123 subdomain` }];
+  }
+  return [];
+}
+
+function makeValidator(ajv: Ajv, def: KindDefinition): Validator {
+  const schema = objectSchema(def);
+  const check: ValidateFunction = ajv.compile(closed(schema));
+  return {
+    kind: def,
+    validate(object: unknown, oldObject?: unknown): FieldError[] {
+      if (!isObject(object)) return [{ field: '', message: 'Invalid value: an object is expected' }];
+      const errors: FieldError[] = [];
+      if (object['apiVersion'] !== API_VERSION) errors.push({ field: 'apiVersion', message: `Invalid value: ${quote(object['apiVersion'])}: must be ${API_VERSION}` });
+      errors.push(...metadataErrors(object));
+      if (!check(object)) errors.push(...(check.errors ?? []).map(describeAjvError));
+      else celErrors(schema, object, oldObject, '', errors);
+      return errors;
+    },
+  };
+}
+
+let validators: Map<string, Validator> | undefined;
+
+/** Validators of every Airlock kind, by kind name. Compiled once. */
+export function airlockValidators(): ReadonlyMap<string, Validator> {
+  if (validators === undefined) {
+    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+    ajv.addVocabulary(KUBERNETES_KEYWORDS);
+    addFormats(ajv, ['date-time']);
+    validators = new Map(KINDS.map((def) => [def.kind, makeValidator(ajv, def)]));
+  }
+  return validators;
+}
+
+export function formatFieldError(e: FieldError): string {
+  return e.field === '' ? e.message : `${e.field}: ${e.message}`;
+}

@@ -1,0 +1,39 @@
+import { parseArgs } from 'node:util';
+import { formatManifestError } from '@airlock/api';
+import { loadManifestFiles } from '../files.ts';
+import type { CliIO } from '../io.ts';
+
+export const VALIDATE_HELP = `Usage: airlock validate -f <file|dir> [-f ...]
+
+Validates Airlock manifests against the same schema and CEL rules the API server enforces,
+without a cluster. Multi-document YAML and directories are read; Secrets and objects of other
+kinds are accepted as they are.
+
+Prints one line per problem as file:document: Kind/name: field: message and exits 1 when there
+is any, 0 otherwise.
+
+Options:
+  -f, --filename <path>  a manifest file or directory (repeatable)
+  -h, --help             show this help
+`;
+
+export async function validateCommand(args: readonly string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: { filename: { type: 'string', short: 'f', multiple: true }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help === true) {
+    io.stdout.write(VALIDATE_HELP);
+    return 0;
+  }
+  const loaded = await loadManifestFiles(values.filename ?? []);
+  for (const e of loaded.errors) io.stderr.write(`${formatManifestError(e)}\n`);
+  const airlock = loaded.manifests.filter((m) => m.kind !== 'Secret').length;
+  if (loaded.errors.length > 0) {
+    io.stderr.write(`${loaded.errors.length} problem(s) in ${loaded.files.length} file(s)\n`);
+    return 1;
+  }
+  io.stdout.write(`${airlock} Airlock object(s) in ${loaded.files.length} file(s) are valid\n`);
+  return 0;
+}

@@ -1,0 +1,71 @@
+/**
+ * The airlock command line. `airlock <command> [options]`; also installed as kubectl-airlock,
+ * so `kubectl airlock <command>` works.
+ */
+import { readFileSync } from 'node:fs';
+import { CliError } from './errors.ts';
+import type { CliIO } from './io.ts';
+import { validateCommand } from './commands/validate.ts';
+
+type Command = (args: readonly string[], io: CliIO) => Promise<number>;
+
+const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map([
+  ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: validateCommand }],
+]);
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function help(): string {
+  const width = Math.max(...[...COMMANDS.keys()].map((k) => k.length));
+  const lines = [...COMMANDS].map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `airlock ${version()}: a governed data path between AI agents and the infrastructure they touch.
+
+Usage: airlock <command> [options]
+       kubectl airlock <command> [options]
+
+Commands:
+${lines.join('\n')}
+
+Options:
+  -h, --help     show this help (airlock <command> --help for a command)
+  -v, --version  print the version
+`;
+}
+
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+    io.stdout.write(help());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '-v' || first === '--version' || first === 'version') {
+    io.stdout.write(`airlock ${version()} (node ${process.version})\n`);
+    return 0;
+  }
+  const command = COMMANDS.get(first);
+  if (command === undefined) {
+    io.stderr.write(`airlock: unknown command "${first}"; run 'airlock --help' for the list\n`);
+    return 2;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.stderr.write(`airlock ${first}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const e = err as { code?: unknown; message?: unknown };
+    if (typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`airlock ${first}: ${String(e.message)}; see 'airlock ${first} --help'\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await run(process.argv.slice(2), process);
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and tests use, when missing (apt-get, as root).
+set -euo pipefail
+# command -> Debian package
+declare -A need=(
+  [openssl]=openssl
+  [curl]=curl
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+if [[ "$(id -u)" != 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]}; install them (sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
