@@ -1,0 +1,492 @@
+/**
+ * SQL statement classification over the real PostgreSQL parse tree (libpg-query). Pure: the
+ * parser is a WASM build of PostgreSQL's own grammar, loaded once by `loadSqlParser()`.
+ *
+ * `read` and `session` are allowlists: a statement is in them only when every node that could
+ * have an effect is known. Anything unrecognised is `opaque`; unparsable text is `opaque`.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+import type { SqlClass } from '@airlock/api';
+import { classifyFunction } from './functions.ts';
+
+export interface StatementInfo {
+  /** The statement's own text (a slice of the query). */
+  readonly text: string;
+  readonly classes: ReadonlySet<SqlClass>;
+  /** schema.table of every relation the statement touches (unqualified names as public). */
+  readonly tables: readonly string[];
+  /** schema.function of every function the statement calls. */
+  readonly functions: readonly string[];
+  /** false when the statement could not be analysed (parse error): rules must assume any table. */
+  readonly known: boolean;
+  /** true when the classes depend on a literal value (e.g. set_config('role', …)). */
+  readonly literalSensitive: boolean;
+  /** the parser's message for text that does not parse */
+  readonly parseError?: string;
+}
+
+let loaded: Promise<void> | undefined;
+
+/** Loads the PostgreSQL parser (WASM). Idempotent; await it once before classifying. */
+export function loadSqlParser(): Promise<void> {
+  loaded ??= loadModule();
+  return loaded;
+}
+
+type Node = Readonly<Record<string, unknown>>;
+
+function isNode(v: unknown): v is Node {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function field(node: Node, key: string): unknown {
+  return node[key];
+}
+
+function asNode(v: unknown): Node | undefined {
+  return isNode(v) ? v : undefined;
+}
+
+function asList(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** The single key of a wrapped node ({"SelectStmt": {...}}) and its body. */
+function unwrap(v: unknown): [string, Node] | undefined {
+  if (!isNode(v)) return undefined;
+  const keys = Object.keys(v);
+  if (keys.length !== 1) return undefined;
+  const key = keys[0] ?? '';
+  const body = asNode(v[key]);
+  return body === undefined ? undefined : [key, body];
+}
+
+function strings(list: unknown): string[] {
+  return asList(list).flatMap((item) => {
+    const u = unwrap(item);
+    if (u?.[0] !== 'String') return [];
+    const s = field(u[1], 'sval');
+    return typeof s === 'string' ? [s] : [];
+  });
+}
+
+function constString(v: unknown): string | undefined {
+  const u = unwrap(v);
+  if (u?.[0] !== 'A_Const') return undefined;
+  const s = asNode(field(u[1], 'sval'));
+  const val = s === undefined ? undefined : field(s, 'sval');
+  return typeof val === 'string' ? val : undefined;
+}
+
+/** Statement kinds whose only class is fixed, by parse-node name. */
+const FIXED: Readonly<Record<string, readonly SqlClass[]>> = {
+  TransactionStmt: ['session'],
+  VariableShowStmt: ['session'],
+  DiscardStmt: ['session'],
+  DeallocateStmt: ['session'],
+  ListenStmt: ['session'],
+  UnlistenStmt: ['session'],
+  FetchStmt: ['session'],
+  ClosePortalStmt: ['session'],
+  ConstraintsSetStmt: ['session'],
+  NotifyStmt: ['write'],
+  LockStmt: ['write'],
+  RefreshMatViewStmt: ['write'],
+  TruncateStmt: ['write', 'destructive'],
+  DropStmt: ['ddl', 'destructive'],
+  DropOwnedStmt: ['destructive', 'privilege'],
+  DropdbStmt: ['admin', 'destructive'],
+  DropTableSpaceStmt: ['admin', 'destructive'],
+  DropRoleStmt: ['privilege', 'destructive'],
+  DropSubscriptionStmt: ['admin', 'destructive'],
+  DropUserMappingStmt: ['privilege', 'destructive'],
+  RenameStmt: ['ddl', 'destructive'],
+  GrantStmt: ['privilege'],
+  GrantRoleStmt: ['privilege'],
+  AlterDefaultPrivilegesStmt: ['privilege'],
+  CreateRoleStmt: ['privilege'],
+  AlterRoleStmt: ['privilege'],
+  AlterRoleSetStmt: ['privilege'],
+  ReassignOwnedStmt: ['privilege'],
+  AlterOwnerStmt: ['privilege', 'ddl'],
+  CreateUserMappingStmt: ['privilege'],
+  AlterUserMappingStmt: ['privilege'],
+  CreatePolicyStmt: ['privilege', 'ddl'],
+  AlterPolicyStmt: ['privilege', 'ddl'],
+  AlterSystemStmt: ['admin'],
+  CreateExtensionStmt: ['admin', 'ddl'],
+  AlterExtensionStmt: ['admin', 'ddl'],
+  AlterExtensionContentsStmt: ['admin', 'ddl'],
+  LoadStmt: ['admin'],
+  VacuumStmt: ['admin'],
+  ReindexStmt: ['admin'],
+  ClusterStmt: ['admin'],
+  CheckPointStmt: ['admin'],
+  CreatedbStmt: ['admin'],
+  AlterDatabaseStmt: ['admin'],
+  AlterDatabaseSetStmt: ['admin'],
+  CreateTableSpaceStmt: ['admin'],
+  CreateSubscriptionStmt: ['admin'],
+  AlterSubscriptionStmt: ['admin'],
+  CreatePublicationStmt: ['admin', 'ddl'],
+  AlterPublicationStmt: ['admin', 'ddl'],
+  CreateEventTrigStmt: ['admin', 'ddl'],
+  CreateFdwStmt: ['admin', 'ddl'],
+  CreateForeignServerStmt: ['admin', 'ddl'],
+  ImportForeignSchemaStmt: ['ddl'],
+  CreateForeignTableStmt: ['ddl'],
+  CreateStmt: ['ddl'],
+  IndexStmt: ['ddl'],
+  ViewStmt: ['ddl'],
+  CreateSchemaStmt: ['ddl'],
+  CreateSeqStmt: ['ddl'],
+  AlterSeqStmt: ['ddl'],
+  CommentStmt: ['ddl'],
+  SecLabelStmt: ['ddl'],
+  RuleStmt: ['ddl'],
+  CreateTrigStmt: ['ddl'],
+  CompositeTypeStmt: ['ddl'],
+  CreateEnumStmt: ['ddl'],
+  AlterEnumStmt: ['ddl'],
+  CreateDomainStmt: ['ddl'],
+  AlterDomainStmt: ['ddl'],
+  DefineStmt: ['ddl'],
+  AlterObjectSchemaStmt: ['ddl'],
+  CreateStatsStmt: ['ddl'],
+  CreateCastStmt: ['ddl', 'opaque'],
+  CreateOpClassStmt: ['ddl'],
+  CreateConversionStmt: ['ddl'],
+  AlterTSConfigurationStmt: ['ddl'],
+  AlterTSDictionaryStmt: ['ddl'],
+  CreateFunctionStmt: ['ddl', 'opaque'],
+  AlterFunctionStmt: ['ddl', 'opaque'],
+  CreatePLangStmt: ['ddl', 'admin'],
+  CreateTransformStmt: ['ddl', 'opaque'],
+  DoStmt: ['opaque'],
+  CallStmt: ['opaque'],
+  ExecuteStmt: ['opaque'],
+};
+
+/** Settings a plain SET may not change without review: identity, search path, replication. */
+const PRIVILEGE_SETTINGS = new Set(['role', 'session_authorization']);
+const OPAQUE_SETTINGS = new Set(['search_path']);
+const ADMIN_SETTINGS = new Set([
+  'session_replication_role',
+  'allow_system_table_mods',
+  'lo_compat_privileges',
+  'log_statement',
+  'log_min_duration_statement',
+  'default_transaction_read_only',
+  'transaction_read_only',
+  'zero_damaged_pages',
+  'ignore_system_indexes',
+  'local_preload_libraries',
+  'session_preload_libraries',
+  'dynamic_library_path',
+]);
+
+function settingClass(name: string): SqlClass {
+  const n = name.toLowerCase();
+  if (PRIVILEGE_SETTINGS.has(n)) return 'privilege';
+  if (OPAQUE_SETTINGS.has(n)) return 'opaque';
+  if (ADMIN_SETTINGS.has(n)) return 'admin';
+  return 'session';
+}
+
+/** Collects what one statement does while walking its tree. */
+class Collector {
+  readonly classes = new Set<SqlClass>();
+  readonly tables = new Set<string>();
+  readonly functions = new Set<string>();
+  readonly cteNames = new Set<string>();
+  literalSensitive = false;
+
+  add(...classes: readonly SqlClass[]): void {
+    for (const c of classes) this.classes.add(c);
+  }
+
+  relation(rangeVar: Node): void {
+    const rel = field(rangeVar, 'relname');
+    if (typeof rel !== 'string') return;
+    const schema = field(rangeVar, 'schemaname');
+    if (typeof schema !== 'string' && this.cteNames.has(rel)) return;
+    this.tables.add(`${typeof schema === 'string' ? schema : 'public'}.${rel}`);
+  }
+}
+
+/** A WHERE that does not depend on the row: no column, no subquery, no parameter, no call. */
+function isConstantPredicate(v: unknown): boolean {
+  let constant = true;
+  walkTree(v, (key) => {
+    if (key === 'ColumnRef' || key === 'SubLink' || key === 'ParamRef' || key === 'FuncCall') constant = false;
+  });
+  return constant;
+}
+
+/** A predicate true for every row: constant, `x = x`, or an OR with such a branch. */
+function isTautology(v: unknown): boolean {
+  if (isConstantPredicate(v)) return true;
+  const u = unwrap(v);
+  if (u === undefined) return false;
+  const [key, body] = u;
+  if (key === 'BoolExpr' && field(body, 'boolop') === 'OR_EXPR') return asList(field(body, 'args')).some(isTautology);
+  if (key === 'A_Expr' && field(body, 'kind') === 'AEXPR_OP' && strings(field(body, 'name')).join('.') === '=') {
+    return JSON.stringify(stripLocations(field(body, 'lexpr'))) === JSON.stringify(stripLocations(field(body, 'rexpr')));
+  }
+  return false;
+}
+
+function stripLocations(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripLocations);
+  if (!isNode(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) if (k !== 'location') out[k] = stripLocations(val);
+  return out;
+}
+
+/** Depth-first walk over every wrapped node of a parse (sub)tree. */
+function walkTree(v: unknown, visit: (key: string) => void): void {
+  if (Array.isArray(v)) {
+    for (const item of v) walkTree(item, visit);
+    return;
+  }
+  if (!isNode(v)) return;
+  for (const [key, child] of Object.entries(v)) {
+    if (/^[A-Z]/.test(key) && isNode(child)) visit(key);
+    walkTree(child, visit);
+  }
+}
+
+function hasAnalyze(options: unknown): boolean {
+  return asList(options).some((o) => {
+    const u = unwrap(o);
+    if (u?.[0] !== 'DefElem' || field(u[1], 'defname') !== 'analyze') return false;
+    const arg = field(u[1], 'arg');
+    if (arg === undefined) return true;
+    const b = unwrap(arg);
+    const str = b?.[0] === 'String' ? field(b[1], 'sval') : undefined;
+    const s = typeof str === 'string' ? str : constString(arg);
+    // EXPLAIN (ANALYZE false) does not execute; anything else does.
+    if (s !== undefined) return !['false', 'off', '0', 'no'].includes(s.toLowerCase());
+    if (b?.[0] === 'A_Const') {
+      const bool = asNode(field(b[1], 'boolval'));
+      return bool === undefined || field(bool, 'boolval') === true;
+    }
+    return true;
+  });
+}
+
+/** Classifies every node of one statement into the collector. */
+function visitStatement(key: string, body: Node, c: Collector): void {
+  const fixed = FIXED[key];
+  if (fixed !== undefined) c.add(...fixed);
+  switch (key) {
+    case 'SelectStmt':
+      c.add(field(body, 'intoClause') !== undefined ? 'write' : 'read');
+      if (asList(field(body, 'lockingClause')).length > 0) c.add('write');
+      break;
+    case 'InsertStmt':
+      c.add('write');
+      break;
+    case 'UpdateStmt':
+    case 'DeleteStmt': {
+      c.add('write');
+      const where = field(body, 'whereClause');
+      if (where === undefined || isTautology(where)) c.add('destructive');
+      break;
+    }
+    case 'MergeStmt': {
+      c.add('write');
+      const deletes = asList(field(body, 'mergeWhenClauses')).some((w) => {
+        const u = unwrap(w);
+        return u !== undefined && field(u[1], 'commandType') === 'CMD_DELETE';
+      });
+      if (deletes) c.add('destructive');
+      break;
+    }
+    case 'CopyStmt': {
+      const external = field(body, 'filename') !== undefined || field(body, 'is_program') === true;
+      if (external) c.add('admin');
+      if (field(body, 'is_from') === true) c.add('write');
+      else if (!external) c.add('export');
+      break;
+    }
+    case 'CreateTableAsStmt':
+      c.add('write', 'ddl');
+      break;
+    case 'ExplainStmt':
+      // Without ANALYZE nothing executes: the statement is a read whatever it explains.
+      if (!hasAnalyze(field(body, 'options'))) {
+        c.add('read');
+        // Tables and functions still count for rules; the classes of the explained statement do not.
+        const explained = new Collector();
+        walkChildren(body, explained);
+        for (const t of explained.tables) c.tables.add(t);
+        for (const f of explained.functions) c.functions.add(f);
+        return;
+      }
+      break;
+    case 'PrepareStmt':
+      // The prepared statement is classified now; EXECUTE of it later is opaque.
+      break;
+    case 'DeclareCursorStmt':
+      c.add('session');
+      break;
+    case 'VariableSetStmt': {
+      const name = field(body, 'name');
+      const kind = field(body, 'kind');
+      if (typeof name === 'string') c.add(settingClass(name));
+      else if (kind === 'VAR_RESET_ALL') c.add('session');
+      else c.add('session');
+      break;
+    }
+    case 'AlterTableStmt': {
+      c.add('ddl');
+      const drops = asList(field(body, 'cmds')).some((cmd) => {
+        const u = unwrap(cmd);
+        const sub = u === undefined ? undefined : field(u[1], 'subtype');
+        return typeof sub === 'string' && /^AT_Drop/.test(sub);
+      });
+      if (drops) c.add('destructive');
+      const owner = asList(field(body, 'cmds')).some((cmd) => {
+        const u = unwrap(cmd);
+        return u !== undefined && field(u[1], 'subtype') === 'AT_ChangeOwner';
+      });
+      if (owner) c.add('privilege');
+      break;
+    }
+    default:
+      if (fixed === undefined) c.add('opaque');
+  }
+  // Walk children: nested statements (CTEs, EXPLAIN ANALYZE, PREPARE, COPY (query)), relations, calls.
+  walkChildren(body, c);
+}
+
+const STATEMENT_NODES = new Set([
+  'SelectStmt',
+  'InsertStmt',
+  'UpdateStmt',
+  'DeleteStmt',
+  'MergeStmt',
+  'ExplainStmt',
+  'CreateTableAsStmt',
+  'DeclareCursorStmt',
+]);
+
+function walkChildren(body: Node, c: Collector): void {
+  if (typeof body['relname'] === 'string') c.relation(body);
+  for (const cte of asList(asNode(field(body, 'withClause'))?.['ctes'])) {
+    const u = unwrap(cte);
+    const name = u === undefined ? undefined : field(u[1], 'ctename');
+    if (typeof name === 'string') c.cteNames.add(name);
+  }
+  for (const [key, child] of Object.entries(body)) {
+    if (key === 'withClause' || key === 'whereClause' || key === 'query' || key === 'ctequery' || /^[a-z]/.test(key)) {
+      visitValue(child, c);
+    }
+  }
+}
+
+function visitValue(v: unknown, c: Collector): void {
+  if (Array.isArray(v)) {
+    for (const item of v) visitValue(item, c);
+    return;
+  }
+  if (!isNode(v)) return;
+  // Relations appear wrapped ({"RangeVar": …}) in lists and bare in fields such as `relation`.
+  if (typeof v['relname'] === 'string') c.relation(v);
+  for (const [key, child] of Object.entries(v)) {
+    if (!isNode(child)) {
+      if (Array.isArray(child)) visitValue(child, c);
+      continue;
+    }
+    if (!/^[A-Z]/.test(key)) {
+      visitValue(child, c);
+      continue;
+    }
+    if (STATEMENT_NODES.has(key)) {
+      visitStatement(key, child, c);
+      continue;
+    }
+    if (key === 'FuncCall') visitCall(child, c);
+    visitValue(child, c);
+  }
+}
+
+function visitCall(call: Node, c: Collector): void {
+  const names = strings(field(call, 'funcname'));
+  const fn = classifyFunction(names);
+  c.functions.add(fn.qualified);
+  if (fn.qualified === 'pg_catalog.set_config') {
+    const setting = constString(asList(field(call, 'args'))[0]);
+    c.literalSensitive = true;
+    c.add(setting === undefined ? 'opaque' : settingClass(setting));
+    return;
+  }
+  c.add(fn.cls);
+}
+
+function fromNames(list: unknown, c: Collector): void {
+  // DROP TABLE a.b, c: objects are lists of name parts.
+  for (const obj of asList(list)) {
+    const u = unwrap(obj);
+    const parts = u?.[0] === 'List' ? strings(field(u[1], 'items')) : [];
+    if (parts.length === 0) continue;
+    const rel = parts[parts.length - 1] ?? '';
+    const schema = parts.length >= 2 ? parts[parts.length - 2] : 'public';
+    c.tables.add(`${schema ?? 'public'}.${rel}`);
+  }
+}
+
+function sliceStatement(text: string, raw: Node): string {
+  const loc = field(raw, 'stmt_location');
+  const len = field(raw, 'stmt_len');
+  const start = typeof loc === 'number' ? loc : 0;
+  // libpg-query locations count bytes of the UTF-8 text.
+  const bytes = Buffer.from(text, 'utf8');
+  const end = typeof len === 'number' && len > 0 ? start + len : bytes.length;
+  return bytes.subarray(start, end).toString('utf8').trim();
+}
+
+export function classifyStatementNode(stmt: unknown, text: string): StatementInfo {
+  const c = new Collector();
+  const u = unwrap(stmt);
+  if (u === undefined) {
+    c.add('opaque');
+  } else {
+    visitStatement(u[0], u[1], c);
+    if (u[0] === 'DropStmt') fromNames(field(u[1], 'objects'), c);
+  }
+  if (c.classes.size === 0) c.add('opaque');
+  // read and session are allowlists: a statement with any other effect is not in them.
+  if ([...c.classes].some((k) => k !== 'read' && k !== 'session')) {
+    c.classes.delete('read');
+    c.classes.delete('session');
+  }
+  return {
+    text,
+    classes: c.classes,
+    tables: [...c.tables].sort(),
+    functions: [...c.functions].sort(),
+    known: true,
+    literalSensitive: c.literalSensitive,
+  };
+}
+
+/** Classifies every statement of a query string. Never throws. */
+export function classifySql(text: string): StatementInfo[] {
+  if (text.trim() === '') return [];
+  let parsed: { stmts?: unknown[] };
+  try {
+    parsed = parseSync(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return [{ text, classes: new Set(['opaque']), tables: [], functions: [], known: false, literalSensitive: false, parseError: message }];
+  }
+  const stmts = parsed.stmts ?? [];
+  if (stmts.length === 0) return [];
+  return stmts.map((raw) => {
+    const node = asNode(raw) ?? {};
+    return classifyStatementNode(field(node, 'stmt'), sliceStatement(text, node));
+  });
+}
