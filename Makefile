@@ -4,10 +4,10 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
-UNIT_TESTS := 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'cli/test/**/*.test.ts'
+UNIT_TESTS := 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
-.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e cluster-up cluster-down demo clean
+.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e bench-policy cluster-up cluster-down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -53,6 +53,9 @@ test-unit: install ## unit tests only
 
 test-e2e: install deps controlplane ## e2e tests only (starts its own control plane)
 	node --test --test-reporter=spec $(E2E_TESTS)
+
+bench-policy: install ## policy engine: µs per SQL decision, MB/s of masking; writes bench/policy.json
+	node policy/bench/policy.bench.ts
 
 cluster-up: install controlplane ## start kube-apiserver + etcd on loopback; kubeconfig in .airlock/kubeconfig
 	@bash hack/controlplane/up.sh

@@ -6,10 +6,14 @@ import { readFileSync } from 'node:fs';
 import { CliError } from './errors.ts';
 import type { CliIO } from './io.ts';
 import { validateCommand } from './commands/validate.ts';
+import { checkCommand } from './commands/check.ts';
+import { maskCommand } from './commands/mask.ts';
 
-type Command = (args: readonly string[], io: CliIO) => Promise<number>;
+type Command = (args: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream) => Promise<number>;
 
-const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map([
+const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map<string, { readonly summary: string; readonly run: Command }>([
+  ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: checkCommand }],
+  ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: maskCommand }],
   ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: validateCommand }],
 ]);
 
@@ -35,7 +39,7 @@ Options:
 `;
 }
 
-export async function run(argv: readonly string[], io: CliIO): Promise<number> {
+export async function run(argv: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream = process.stdin): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
     io.stdout.write(help());
@@ -51,7 +55,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest, io);
+    return await command.run(rest, io, stdin);
   } catch (err) {
     if (err instanceof CliError) {
       io.stderr.write(`airlock ${first}: ${err.message}\n`);
@@ -67,5 +71,5 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
 }
 
 if (import.meta.main) {
-  process.exitCode = await run(process.argv.slice(2), process);
+  process.exitCode = await run(process.argv.slice(2), process, process.stdin);
 }

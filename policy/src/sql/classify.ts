@@ -224,23 +224,31 @@ function isConstantPredicate(v: unknown): boolean {
 }
 
 /** A predicate true for every row: constant, `x = x`, or an OR with such a branch. */
-function isTautology(v: unknown): boolean {
+function isTautology(v: unknown, c: Collector): boolean {
   if (isConstantPredicate(v)) return true;
   const u = unwrap(v);
   if (u === undefined) return false;
   const [key, body] = u;
-  if (key === 'BoolExpr' && field(body, 'boolop') === 'OR_EXPR') return asList(field(body, 'args')).some(isTautology);
+  if (key === 'BoolExpr' && field(body, 'boolop') === 'OR_EXPR') return asList(field(body, 'args')).some((a) => isTautology(a, c));
   if (key === 'A_Expr' && field(body, 'kind') === 'AEXPR_OP' && strings(field(body, 'name')).join('.') === '=') {
-    return JSON.stringify(stripLocations(field(body, 'lexpr'))) === JSON.stringify(stripLocations(field(body, 'rexpr')));
+    const l = field(body, 'lexpr');
+    const r = field(body, 'rexpr');
+    // When both sides have the same structure but for literal values, the answer depends on them.
+    if (JSON.stringify(strip(l, true)) === JSON.stringify(strip(r, true))) c.literalSensitive = true;
+    return JSON.stringify(strip(l, false)) === JSON.stringify(strip(r, false));
   }
   return false;
 }
 
-function stripLocations(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(stripLocations);
+/** The tree without locations (and, with `values`, without the values of constants). */
+function strip(v: unknown, values: boolean): unknown {
+  if (Array.isArray(v)) return v.map((x) => strip(x, values));
   if (!isNode(v)) return v;
   const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(v)) if (k !== 'location') out[k] = stripLocations(val);
+  for (const [k, val] of Object.entries(v)) {
+    if (k === 'location') continue;
+    out[k] = values && k === 'A_Const' ? 'const' : strip(val, values);
+  }
   return out;
 }
 
@@ -257,7 +265,7 @@ function walkTree(v: unknown, visit: (key: string) => void): void {
   }
 }
 
-function hasAnalyze(options: unknown): boolean {
+function hasAnalyze(options: unknown, c: Collector): boolean {
   return asList(options).some((o) => {
     const u = unwrap(o);
     if (u?.[0] !== 'DefElem' || field(u[1], 'defname') !== 'analyze') return false;
@@ -266,6 +274,7 @@ function hasAnalyze(options: unknown): boolean {
     const b = unwrap(arg);
     const str = b?.[0] === 'String' ? field(b[1], 'sval') : undefined;
     const s = typeof str === 'string' ? str : constString(arg);
+    if (s !== undefined) c.literalSensitive = true;
     // EXPLAIN (ANALYZE false) does not execute; anything else does.
     if (s !== undefined) return !['false', 'off', '0', 'no'].includes(s.toLowerCase());
     if (b?.[0] === 'A_Const') {
@@ -292,7 +301,7 @@ function visitStatement(key: string, body: Node, c: Collector): void {
     case 'DeleteStmt': {
       c.add('write');
       const where = field(body, 'whereClause');
-      if (where === undefined || isTautology(where)) c.add('destructive');
+      if (where === undefined || isTautology(where, c)) c.add('destructive');
       break;
     }
     case 'MergeStmt': {
@@ -316,7 +325,7 @@ function visitStatement(key: string, body: Node, c: Collector): void {
       break;
     case 'ExplainStmt':
       // Without ANALYZE nothing executes: the statement is a read whatever it explains.
-      if (!hasAnalyze(field(body, 'options'))) {
+      if (!hasAnalyze(field(body, 'options'), c)) {
         c.add('read');
         // Tables and functions still count for rules; the classes of the explained statement do not.
         const explained = new Collector();

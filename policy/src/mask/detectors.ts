@@ -1,0 +1,690 @@
+/**
+ * Built-in detectors: hand-written scanners (plus a few RegExp literals of ours, each linear:
+ * disjoint character classes, bounded repeats, literal prefixes) that find sensitive values in
+ * text and validate them (Luhn, mod-97, SSN invalidation rules, JSON of a JWT, ...) so random
+ * digit runs are not reported.
+ *
+ * Every scanner starts with a cheap prefilter (a length check, `indexOf` of a character the
+ * value must contain, or one native RegExp search), so text without candidates costs a few
+ * native string searches and allocates nothing.
+ *
+ * Boundaries: a value embedded in a longer word is not reported. Numbers and tokens must not
+ * touch an ASCII letter, digit or `_` on either side, so `x4111111111111111y` (a hex string, an
+ * identifier) is left alone, while `card:4111111111111111.` is found. No detector but
+ * `private_key` spans a newline, and every check treats a newline exactly like the start or
+ * end of the text: masking line by line finds the same spans as masking the whole text, which
+ * is what makes streaming exact (see stream.ts).
+ */
+import type { Detector } from '@airlock/api';
+
+/** [start, end) in UTF-16 code units. */
+export interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * Spans found so far, as flat [start, end, start, end, ...] pairs in `pairs[0, n)`. The array is
+ * reused across texts and never shrunk (so the no-match path allocates nothing).
+ */
+export interface SpanBuffer {
+  readonly pairs: number[];
+  n: number;
+}
+
+export const spanBuffer = (): SpanBuffer => ({ pairs: [], n: 0 });
+
+function add(out: SpanBuffer, start: number, end: number): void {
+  out.pairs[out.n++] = start;
+  out.pairs[out.n++] = end;
+}
+
+/** Adds the [start, end) pairs it finds to `out`; `features` are the text's (see textFeatures). */
+type Scanner = (text: string, out: SpanBuffer, features: number) => void;
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isAlpha = (c: number): boolean => (c | 32) >= 97 && (c | 32) <= 122;
+const isAlnum = (c: number): boolean => isDigit(c) || isAlpha(c);
+const isWord = (c: number): boolean => isAlnum(c) || c === 95;
+const isHex = (c: number): boolean => isDigit(c) || ((c | 32) >= 97 && (c | 32) <= 102);
+const isB64Url = (c: number): boolean => isAlnum(c) || c === 45 || c === 95;
+/** Non-ASCII characters that separate words (NEL, NBSP, the U+2000 spaces, ideographic space, BOM). */
+const isWideSpace = (c: number): boolean =>
+  c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200b) || c === 0x2028 || c === 0x2029 ||
+  c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+const isNonAsciiWordish = (c: number): boolean => c >= 0x80 && !isWideSpace(c);
+/**
+ * The code unit at i, or -1 outside the text (every predicate is false for -1). Reading out of
+ * bounds with charCodeAt itself is much slower in V8, and the scanners do it at every edge.
+ */
+const cc = (text: string, i: number): number => (i >= 0 && i < text.length ? text.charCodeAt(i) : -1);
+const wordAt = (text: string, i: number): boolean => isWord(cc(text, i));
+
+// Features: one pass over a short text (an SQL value) records which characters it has and how
+// many digits, and rules out most detectors before any of them runs (see textFeatures).
+const F_AT = 1;
+const F_COLON = 2;
+const F_DOT = 4;
+const F_PLUS = 8;
+const F_DASH = 16;
+const F_PAREN = 32;
+const F_UNDERSCORE = 64;
+const F_X = 128;
+const F_B = 256;
+const F_A = 512;
+const F_ALPHA = 1024;
+const CHAR_FLAGS = new Uint16Array(128);
+const FLAGGED = { '@': F_AT, ':': F_COLON, '.': F_DOT, '+': F_PLUS, '-': F_DASH, '(': F_PAREN, _: F_UNDERSCORE, x: F_X, b: F_B, B: F_B, A: F_A };
+for (const [ch, flag] of Object.entries(FLAGGED)) CHAR_FLAGS[ch.charCodeAt(0)] = flag;
+for (let c = 65; c <= 122; c++) if (isAlpha(c)) CHAR_FLAGS[c] = (CHAR_FLAGS[c] ?? 0) | F_ALPHA;
+
+/** Checks one RegExp match text[start, end) and adds the span it stands for, if any. */
+type MatchCheck = (text: string, out: SpanBuffer, start: number, end: number) => void;
+
+const addMatch: MatchCheck = (_text, out, start, end) => {
+  add(out, start, end);
+};
+
+/** Runs a global RegExp literal over text and hands each match to `check` (a module-level function: no closure per call). */
+function eachMatch(re: RegExp, text: string, out: SpanBuffer, check: MatchCheck): void {
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) check(text, out, m.index, re.lastIndex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// email: dot-atom local part of common characters (letters, digits, . _ % + -, any non-ASCII
+// letter), `@`, at least two domain labels, the last one a TLD (letters, or xn--punycode).
+
+const isLocalChar = (c: number): boolean =>
+  isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || isNonAsciiWordish(c);
+const isLabelChar = (c: number): boolean => isAlnum(c) || c === 45 || isNonAsciiWordish(c);
+
+/** End of the longest valid domain starting at `i`, or -1. */
+function domainEnd(text: string, i: number): number {
+  let labels = 0;
+  let good = -1;
+  for (;;) {
+    const start = i;
+    let letters = true;
+    for (let c = cc(text, i); isLabelChar(c); c = cc(text, ++i)) {
+      if (c < 0x80 && !isAlpha(c)) letters = false;
+    }
+    if (i === start || cc(text, start) === 45 || cc(text, i - 1) === 45) return good;
+    labels++;
+    const tld = letters || ((cc(text, start) | 32) === 120 && (cc(text, start + 1) | 32) === 110 && text.startsWith('--', start + 2));
+    if (labels >= 2 && i - start >= 2 && tld) good = i;
+    if (cc(text, i) !== 46) return good;
+    i++;
+  }
+}
+
+const scanEmail: Scanner = (text, out) => {
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
+    let start = at;
+    while (isLocalChar(cc(text, start - 1))) start--;
+    while (start < at && cc(text, start) === 46) start++;
+    if (start === at) continue;
+    const end = domainEnd(text, at + 1);
+    if (end > 0) add(out, start, end);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// credit_card: 13-19 digits, alone or in groups joined by single spaces or dashes, the first
+// group of at least 4 digits (as every brand prints them). A chain of groups is found with one
+// RegExp (at least 13 digits); every run of whole groups with 13-19 digits is then checked
+// (Luhn, IIN prefix and the brand's lengths), so `ref 2024 4111 1111 1111 1111` finds the card
+// and a 25-digit number finds nothing.
+
+const CARD_CHAIN = /(?<![0-9])[0-9]{4}(?:[ -]?[0-9]){9,}/g;
+
+/** IIN prefix (first 4 digits) and length of the brands: Visa, Mastercard, Amex, Discover, JCB, Diners. */
+function cardBrandOk(p4: number, n: number): boolean {
+  const p2 = Math.trunc(p4 / 100);
+  const p3 = Math.trunc(p4 / 10);
+  if (p4 >= 4000 && p4 <= 4999) return n === 13 || n === 16 || n === 19;
+  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return n === 16;
+  if (p2 === 34 || p2 === 37) return n === 15;
+  if (p4 === 6011 || p2 === 65 || (p3 >= 644 && p3 <= 649) || p2 === 35) return n >= 16 && n <= 19;
+  if (p2 === 30 || p2 === 36 || p2 === 38 || p2 === 39) return n >= 14 && n <= 19;
+  return false;
+}
+
+/** Brand and Luhn check of the `n` digits in text[start, end) (separators skipped). */
+function cardValid(text: string, start: number, end: number, n: number): boolean {
+  let p4 = 0;
+  for (let i = start, k = 0; k < 4 && i < end; i++) {
+    const c = cc(text, i);
+    if (isDigit(c)) {
+      p4 = p4 * 10 + c - 48;
+      k++;
+    }
+  }
+  if (!cardBrandOk(p4, n)) return false;
+  let sum = 0;
+  for (let i = end - 1, double = false; i >= start; i--) {
+    const c = cc(text, i);
+    if (!isDigit(c)) continue;
+    const d = double ? (c - 48) * 2 : c - 48;
+    sum += d > 9 ? d - 9 : d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/** Scratch: [start, end) of the digit groups of one chain. */
+const groupBounds: number[] = [];
+
+function checkCardChain(text: string, start: number, end: number, out: SpanBuffer): void {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    groupBounds[n++] = i;
+    while (i < end && isDigit(cc(text, i))) i++;
+    groupBounds[n++] = i; // then skip the separator
+  }
+  for (let a = 0; a < n; a += 2) {
+    const first = groupBounds[a] ?? 0;
+    if (a === 0 && wordAt(text, first - 1)) continue;
+    let digits = 0;
+    for (let b = a; b < n; b += 2) {
+      const last = groupBounds[b + 1] ?? 0;
+      digits += last - (groupBounds[b] ?? 0);
+      if (digits > 19) break;
+      if (digits >= 13 && !(b === n - 2 && wordAt(text, last)) && cardValid(text, first, last, digits)) add(out, first, last);
+    }
+  }
+}
+
+const scanCreditCard: Scanner = (text, out) => {
+  CARD_CHAIN.lastIndex = 0;
+  for (let m = CARD_CHAIN.exec(text); m !== null; m = CARD_CHAIN.exec(text)) checkCardChain(text, m.index, CARD_CHAIN.lastIndex, out);
+  if (groupBounds.length > 4096) groupBounds.length = 4096;
+};
+
+// ---------------------------------------------------------------------------------------------
+// iban: country code, 2 check digits, BBAN; compact or in groups of 4 joined by single spaces;
+// the length must be the country's and the mod-97 remainder 1. Letters in either case.
+
+/** IBAN lengths of the SEPA countries and the other common IBAN countries. */
+const IBAN_LENGTHS: ReadonlyMap<string, number> = new Map(
+  Object.entries({
+    AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21, CR: 22,
+    CY: 28, CZ: 24, DE: 22, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FO: 18, FR: 27, GB: 22, GE: 22,
+    GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30,
+    KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MR: 27,
+    MT: 31, MU: 30, NL: 18, NO: 15, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, SA: 24, SC: 31,
+    SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20,
+  }),
+);
+
+const IBAN_START = /(?<![A-Za-z0-9_])[A-Za-z]{2}[0-9]{2}/g;
+
+/** Remainder mod 97 of the IBAN in text[start, end) (spaces skipped), rearranged per ISO 13616. */
+function ibanMod97(text: string, start: number, end: number): number {
+  let r = 0;
+  const step = (i: number): void => {
+    const c = cc(text, i);
+    if (isDigit(c)) r = (r * 10 + c - 48) % 97;
+    else if (isAlpha(c)) r = (r * 100 + (c | 32) - 87) % 97; // A = 10 ... Z = 35
+  };
+  for (let i = start + 4; i < end; i++) step(i);
+  for (let i = start; i < start + 4; i++) step(i);
+  return r;
+}
+
+/** End of an IBAN of `len` characters at `start`, compact or grouped by 4, or -1. */
+function ibanEnd(text: string, start: number, len: number): number {
+  let i = start + 4;
+  while (isAlnum(cc(text, i))) i++;
+  if (i - start === len) return wordAt(text, i) ? -1 : i;
+  if (i - start !== 4) return -1;
+  for (let count = 4; count < len; ) {
+    if (cc(text, i) !== 32) return -1;
+    const k = Math.min(4, len - count);
+    for (let j = 1; j <= k; j++) if (!isAlnum(cc(text, i + j))) return -1;
+    i += k + 1;
+    count += k;
+  }
+  return wordAt(text, i) ? -1 : i;
+}
+
+const checkIban: MatchCheck = (text, out, s) => {
+  const len = IBAN_LENGTHS.get(text.slice(s, s + 2).toUpperCase());
+  if (len === undefined) return;
+  const end = ibanEnd(text, s, len);
+  if (end > 0 && ibanMod97(text, s, end) === 1) add(out, s, end);
+};
+
+const scanIban: Scanner = (text, out) => {
+  eachMatch(IBAN_START, text, out, checkIban);
+};
+
+// ---------------------------------------------------------------------------------------------
+// us_ssn: AAA-GG-SSSS; area not 000, 666 or 9xx; group not 00; serial not 0000.
+
+const SSN = /(?<![A-Za-z0-9_]|[0-9]-)[0-9]{3}-[0-9]{2}-[0-9]{4}(?![A-Za-z0-9_]|-[0-9])/g;
+
+const checkSsn: MatchCheck = (text, out, s, e) => {
+  const area = text.slice(s, s + 3);
+  if (area === '000' || area === '666' || area.startsWith('9')) return;
+  if (text.startsWith('00', s + 4) || text.startsWith('0000', s + 7)) return;
+  add(out, s, e);
+};
+
+const scanUsSsn: Scanner = (text, out) => {
+  if (text.includes('-')) eachMatch(SSN, text, out, checkSsn);
+};
+
+// ---------------------------------------------------------------------------------------------
+// phone: `+` and 8-15 digits (first not 0) with single spaces, dashes or parentheses between
+// digit groups; or North-American `(NXX) XXX-XXXX`, `NXX-XXX-XXXX`, `NXX.XXX.XXXX` (N = 2-9).
+// Plain digit runs and dates have no `+` and the wrong shape, so they are not phones.
+
+/** The `XXX-XXXX` tail of a North-American number; the area code before it is checked by hand. */
+const NANP_TAIL = /[0-9]{3}[-.][0-9]{4}(?![A-Za-z0-9_]|[-.][0-9])/g;
+
+/** Start of the North-American number whose tail starts at `t`, or -1. */
+function nanpStart(text: string, t: number): number {
+  const areaAt = (i: number): boolean =>
+    cc(text, i) >= 50 && cc(text, i) <= 57 && isDigit(cc(text, i + 1)) && isDigit(cc(text, i + 2));
+  const sep = cc(text, t - 1);
+  if ((sep === 45 || sep === 46) && areaAt(t - 4) && !wordAt(text, t - 5)) return t - 4; // NXX-XXX-XXXX
+  const paren = sep === 32 ? t - 2 : t - 1; // (NXX) XXX-XXXX, (NXX)XXX-XXXX
+  if (cc(text, paren) === 41 && areaAt(paren - 3) && cc(text, paren - 4) === 40 && !wordAt(text, paren - 5)) return paren - 4;
+  return -1;
+}
+
+const isPhoneSep = (c: number): boolean => c === 32 || c === 45 || c === 40 || c === 41;
+
+/** End of an E.164 number whose `+` is at `plus`, or -1. */
+function e164End(text: string, plus: number): number {
+  if (wordAt(text, plus - 1)) return -1;
+  let i = plus + 1;
+  let c = cc(text, i);
+  if (!isDigit(c) || c === 48) return -1;
+  let digits = 0;
+  let good = -1;
+  for (;;) {
+    while (isDigit(c)) {
+      digits++;
+      c = cc(text, ++i);
+    }
+    if (digits > 15) return good;
+    if (isWord(c)) return good; // the last group runs into a word
+    if (digits >= 8) good = i;
+    // up to two separators, not the same one twice ("  ", "--")
+    const sep = i;
+    while (isPhoneSep(c) && i - sep < 2 && !(i > sep && c === cc(text, i - 1))) c = cc(text, ++i);
+    if (i === sep || !isDigit(c)) return good;
+  }
+}
+
+const checkNanp: MatchCheck = (text, out, t, e) => {
+  const start = nanpStart(text, t);
+  if (start >= 0) add(out, start, e);
+};
+
+const scanPhone: Scanner = (text, out) => {
+  for (let p = text.indexOf('+'); p >= 0; p = text.indexOf('+', p + 1)) {
+    const end = e164End(text, p);
+    if (end > 0) add(out, p, end);
+  }
+  if (text.length >= 12) eachMatch(NANP_TAIL, text, out, checkNanp);
+};
+
+// ---------------------------------------------------------------------------------------------
+// ip_address: IPv4 (octets 0-255, not part of a longer dotted number); IPv6 full, compressed
+// (`::`, at least one hex digit) and with an embedded IPv4 tail. A zone (`%eth0`) or prefix
+// length (`/64`) is not part of the span.
+
+const IPV4 = /(?<![A-Za-z0-9_]|[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![A-Za-z0-9_]|\.[0-9])/g;
+
+/** Whether text[start, end) is a dotted quad with octets <= 255. */
+function isIPv4(text: string, start: number, end: number): boolean {
+  let parts = 0;
+  for (let i = start; i <= end; i++) {
+    const s = i;
+    let v = 0;
+    while (i < end && isDigit(cc(text, i))) v = v * 10 + cc(text, i++) - 48;
+    if (i === s || i - s > 3 || v > 255) return false;
+    parts++;
+    if (i < end && cc(text, i) !== 46) return false;
+  }
+  return parts === 4;
+}
+
+/** Whether text[start, end) is an IPv6 address. */
+function isIPv6(text: string, start: number, end: number): boolean {
+  let i = start;
+  let groups = 0;
+  let compressed = false;
+  if (text.startsWith('::', i)) {
+    compressed = true;
+    i += 2;
+    if (i === end) return false; // a bare "::" is punctuation more often than an address
+  }
+  while (i < end) {
+    const g = i;
+    while (i < end && i - g < 4 && isHex(cc(text, i))) i++;
+    if (i === g) return false;
+    if (i < end && cc(text, i) === 46) {
+      if (!isIPv4(text, g, end)) return false;
+      groups += 2;
+      break;
+    }
+    groups++;
+    if (i === end) break;
+    if (cc(text, i) !== 58 || groups > 8) return false;
+    if (cc(text, i + 1) === 58) {
+      if (compressed) return false;
+      compressed = true;
+      i += 2;
+    } else if (++i === end) {
+      return false;
+    }
+  }
+  return compressed ? groups <= 7 : groups === 8;
+}
+
+const isIPv6Char = (c: number): boolean => isHex(c) || c === 58 || c === 46;
+
+/**
+ * Finds an IPv6 address in a run of hex digits, colons and dots text[start, end). The run may
+ * begin with a label glued to the address ("node:2001:db8::1" gives the run "de:2001:db8::1"):
+ * when the run's start is inside a word, or the run is not an address but what follows its
+ * first colon is a compressed one, the address after that first colon is taken.
+ */
+function checkIPv6Run(text: string, start: number, end: number, out: SpanBuffer): void {
+  if (wordAt(text, end)) return;
+  while (end > start && cc(text, end - 1) === 46) end--;
+  if (cc(text, end - 1) === 58 && cc(text, end - 2) !== 58) end--;
+  if (cc(text, start) === 58 && cc(text, start + 1) !== 58) start++;
+  const glued = wordAt(text, start - 1);
+  if (!glued && isIPv6(text, start, end)) {
+    add(out, start, end);
+    return;
+  }
+  let colon = start;
+  while (colon < end && cc(text, colon) !== 58) colon++;
+  const next = colon + 1;
+  if (colon === start || cc(text, next) === 58 || next >= end || !isIPv6(text, next, end)) return;
+  if (glued || text.slice(next, end).includes('::')) add(out, next, end);
+}
+
+const checkIPv4: MatchCheck = (text, out, s, e) => {
+  if (isIPv4(text, s, e)) add(out, s, e);
+};
+
+const scanIpAddress: Scanner = (text, out, features) => {
+  if ((features & F_DOT) !== 0 && features >>> 16 >= 4 && text.length >= 7 && text.includes('.')) eachMatch(IPV4, text, out, checkIPv4);
+  for (let colon = (features & F_COLON) === 0 ? -1 : text.indexOf(':'); colon >= 0; ) {
+    let s = colon;
+    while (isIPv6Char(cc(text, s - 1))) s--;
+    let e = colon + 1;
+    while (isIPv6Char(cc(text, e))) e++;
+    checkIPv6Run(text, s, e, out);
+    colon = text.indexOf(':', e);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// jwt: header.payload.signature, base64url; header and payload decode to JSON objects, the
+// header has "alg". The signature may be empty (alg "none").
+
+/** Decodes base64url to a string of byte values, or null. */
+function decodeBase64Url(seg: string): string | null {
+  if (seg.length % 4 === 1) return null;
+  try {
+    return atob(seg.replaceAll('-', '+').replaceAll('_', '/') + '=='.slice(0, (4 - (seg.length % 4)) % 4));
+  } catch {
+    return null;
+  }
+}
+
+function jsonObject(seg: string): Record<string, unknown> | null {
+  const raw = decodeBase64Url(seg);
+  if (raw === null || !raw.trimStart().startsWith('{')) return null;
+  try {
+    const v: unknown = JSON.parse(raw);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Base64 of a JSON object starts with "ey" (`{"`, `{ `), "ew" (`{\n`, `{\t`, `{\r`) or "e3" (`{}`). */
+const startsLikeJsonB64 = (text: string, i: number): boolean =>
+  cc(text, i) === 101 && (cc(text, i + 1) === 121 || cc(text, i + 1) === 119 || cc(text, i + 1) === 51);
+
+const scanJwt: Scanner = (text, out) => {
+  for (let dot = text.indexOf('.e'); dot >= 0; dot = text.indexOf('.e', dot + 1)) {
+    if (!startsLikeJsonB64(text, dot + 1)) continue;
+    let h = dot;
+    while (isB64Url(cc(text, h - 1))) h--;
+    if (h === dot || !startsLikeJsonB64(text, h) || cc(text, h - 1) === 46) continue;
+    let p = dot + 1;
+    while (isB64Url(cc(text, p))) p++;
+    if (cc(text, p) !== 46) continue;
+    let s = p + 1;
+    while (isB64Url(cc(text, s))) s++;
+    const header = jsonObject(text.slice(h, dot));
+    if (header === null || !('alg' in header) || jsonObject(text.slice(dot + 1, p)) === null) continue;
+    add(out, h, s);
+    dot = s;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tokens with a fixed prefix.
+
+const AWS_KEY = /(?<![A-Za-z0-9])A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z2-7]{16}(?![A-Za-z0-9])/g;
+const GITHUB_TOKEN = /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{82,})(?![A-Za-z0-9_])/g;
+const SLACK_TOKEN = /(?<![A-Za-z0-9_])(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}/g;
+const BEARER = /(?<![A-Za-z0-9_])bearer[ \t]+[A-Za-z0-9\-._~+/]{16,}=*/gi;
+
+const scanAwsKey: Scanner = (text, out) => {
+  eachMatch(AWS_KEY, text, out, addMatch);
+};
+
+const scanGithubToken: Scanner = (text, out) => {
+  if (text.includes('_')) eachMatch(GITHUB_TOKEN, text, out, addMatch);
+};
+
+/** A Slack token without its trailing dashes. */
+const checkSlack: MatchCheck = (text, out, s, e) => {
+  while (cc(text, e - 1) === 45) e--;
+  add(out, s, e);
+};
+
+const scanSlackToken: Scanner = (text, out) => {
+  if (text.includes('xox') || text.includes('xapp-')) eachMatch(SLACK_TOKEN, text, out, checkSlack);
+};
+
+/** The token after "Bearer" and its blanks. */
+const checkBearer: MatchCheck = (text, out, s, e) => {
+  let t = s + 6;
+  while (cc(text, t) === 32 || cc(text, t) === 9) t++;
+  add(out, t, e);
+};
+
+const scanBearer: Scanner = (text, out) => {
+  eachMatch(BEARER, text, out, checkBearer);
+};
+
+// ---------------------------------------------------------------------------------------------
+// private_key: from `-----BEGIN <label>-----` (label of A-Z, 0-9, spaces, containing "PRIVATE
+// KEY") through the matching `-----END <label>-----`. A block without its END line runs to the
+// end of the text.
+
+const BEGIN = '-----BEGIN ';
+
+/** An unterminated private key block: where it starts, the END line it waits for. */
+export interface OpenKeyBlock {
+  readonly start: number;
+  readonly endMarker: string;
+  /** where the search for endMarker may resume */
+  readonly searchFrom: number;
+}
+
+/** Parses a BEGIN line at `b`; the END marker it needs and where the BEGIN marker ends, or null. */
+function beginMarker(text: string, b: number): { readonly endMarker: string; readonly after: number } | null {
+  const from = b + BEGIN.length;
+  let i = from;
+  const isLabel = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || c === 32;
+  while (i - from < 64 && isLabel(cc(text, i))) i++;
+  const label = text.slice(from, i);
+  if (!text.startsWith('-----', i) || !label.includes('PRIVATE KEY')) return null;
+  return { endMarker: `-----END ${label}-----`, after: i + 5 };
+}
+
+/**
+ * Adds the private key blocks of text to out (when given) and returns the block that is
+ * still open at the end of the text, or null.
+ */
+export function scanPrivateKeys(text: string, out: SpanBuffer | null): OpenKeyBlock | null {
+  for (let b = text.indexOf(BEGIN); b >= 0; ) {
+    const marker = beginMarker(text, b);
+    if (marker === null) {
+      b = text.indexOf(BEGIN, b + 1);
+      continue;
+    }
+    const e = text.indexOf(marker.endMarker, marker.after);
+    if (e < 0) {
+      if (out !== null) add(out, b, text.length);
+      return { start: b, endMarker: marker.endMarker, searchFrom: marker.after };
+    }
+    const end = e + marker.endMarker.length;
+    if (out !== null) add(out, b, end);
+    b = text.indexOf(BEGIN, end);
+  }
+  return null;
+}
+
+const scanPrivateKey: Scanner = (text, out) => {
+  scanPrivateKeys(text, out);
+};
+
+// ---------------------------------------------------------------------------------------------
+// url_credentials: the password of scheme://user:password@host. The authority ends at
+// whitespace, / ? # or a quote / angle bracket; the password runs from the first ':' of the
+// userinfo to the last '@' (so an unencoded '@' in a password is still covered).
+
+const endsAuthority = (c: number): boolean =>
+  c <= 32 || c === 127 || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 96 || c === 60 || c === 62;
+const isSchemeChar = (c: number): boolean => isAlnum(c) || c === 43 || c === 45 || c === 46;
+
+const scanUrlCredentials: Scanner = (text, out) => {
+  for (let sep = text.indexOf('://'); sep >= 0; sep = text.indexOf('://', sep + 3)) {
+    let s = sep;
+    while (isSchemeChar(cc(text, s - 1))) s--;
+    while (s < sep && !isAlpha(cc(text, s))) s++;
+    if (s === sep) continue;
+    const start = sep + 3;
+    let end = start;
+    while (end < text.length && !endsAuthority(cc(text, end))) end++;
+    // Both searches stay inside the authority: linear time over the text.
+    let at = end - 1;
+    while (at >= start && cc(text, at) !== 64) at--;
+    let colon = start;
+    while (colon < at && cc(text, colon) !== 58) colon++;
+    if (colon < at - 1) add(out, colon + 1, at);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+const SCANNERS: Readonly<Record<Detector, Scanner>> = {
+  email: scanEmail,
+  credit_card: scanCreditCard,
+  iban: scanIban,
+  us_ssn: scanUsSsn,
+  phone: scanPhone,
+  ip_address: scanIpAddress,
+  jwt: scanJwt,
+  aws_access_key: scanAwsKey,
+  github_token: scanGithubToken,
+  slack_token: scanSlackToken,
+  private_key: scanPrivateKey,
+  url_credentials: scanUrlCredentials,
+  bearer_token: scanBearer,
+};
+
+// ---------------------------------------------------------------------------------------------
+
+/** Features of a text that has everything: no detector is ruled out. */
+export const ALL_FEATURES = 0x7fffffff;
+
+/** The characters (flags, low 16 bits) and the digit count (capped at 255, from bit 16) of text. */
+export function textFeatures(text: string): number {
+  let flags = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    flags |= c < 128 ? (CHAR_FLAGS[c] ?? 0) : F_ALPHA; // non-ASCII letters count (IDN domains)
+    if (c >= 48 && c <= 57) digits++;
+  }
+  return flags | (Math.min(digits, 255) << 16);
+}
+
+/** A detector ready to run: what a text needs to possibly hold a match, and its scanner. */
+export interface CompiledDetector {
+  readonly id: Detector;
+  /** feature flags that must all be present */
+  readonly all: number;
+  /** feature flags of which one must be present (0: none needed) */
+  readonly any: number;
+  readonly digits: number;
+  readonly length: number;
+  readonly scan: Scanner;
+}
+
+type Needs = Pick<CompiledDetector, 'all' | 'any' | 'digits' | 'length'>;
+
+const NEEDS: Readonly<Record<Detector, Needs>> = {
+  email: { all: F_AT | F_DOT | F_ALPHA, any: 0, digits: 0, length: 6 },
+  credit_card: { all: 0, any: 0, digits: 13, length: 13 },
+  iban: { all: F_ALPHA, any: 0, digits: 2, length: 15 },
+  us_ssn: { all: F_DASH, any: 0, digits: 9, length: 11 },
+  phone: { all: 0, any: F_PLUS | F_DASH | F_DOT | F_PAREN, digits: 8, length: 9 },
+  ip_address: { all: 0, any: F_DOT | F_COLON, digits: 0, length: 3 },
+  jwt: { all: F_DOT | F_ALPHA, any: 0, digits: 0, length: 12 },
+  aws_access_key: { all: F_A, any: 0, digits: 0, length: 20 },
+  github_token: { all: F_UNDERSCORE, any: 0, digits: 0, length: 40 },
+  slack_token: { all: F_DASH | F_X, any: 0, digits: 0, length: 15 },
+  private_key: { all: F_DASH, any: 0, digits: 0, length: 27 },
+  url_credentials: { all: F_COLON | F_AT, any: 0, digits: 0, length: 7 },
+  bearer_token: { all: F_B, any: 0, digits: 0, length: 23 },
+};
+
+export function compileDetector(id: Detector): CompiledDetector {
+  return COMPILED[id];
+}
+
+const COMPILED = Object.fromEntries(
+  Object.entries(NEEDS).map(([id, needs]) => [id, { id, ...needs, scan: SCANNERS[id as Detector] }]),
+) as Readonly<Record<Detector, CompiledDetector>>;
+
+/**
+ * Adds the spans of a detector to `out`.
+ * `features` (from textFeatures) lets it return at once when the text cannot hold a match.
+ */
+export function runDetector(d: CompiledDetector, text: string, out: SpanBuffer, features: number): void {
+  if (text.length < d.length || (features & d.all) !== d.all || (d.any !== 0 && (features & d.any) === 0) || features >>> 16 < d.digits) {
+    return;
+  }
+  d.scan(text, out, features);
+}
+
+/** Adds the spans of one detector to `out`. */
+export function scanDetector(text: string, detector: Detector, out: SpanBuffer): void {
+  runDetector(COMPILED[detector], text, out, ALL_FEATURES);
+}
+
+/** All detected spans of the given detector in text, by start; non-overlapping is NOT required. */
+export function detect(text: string, detector: Detector): Span[] {
+  const out = spanBuffer();
+  scanDetector(text, detector, out);
+  const spans: Span[] = [];
+  for (let i = 0; i + 1 < out.n; i += 2) spans.push({ start: out.pairs[i] ?? 0, end: out.pairs[i + 1] ?? 0 });
+  return spans.sort((a, b) => a.start - b.start || b.end - a.end);
+}

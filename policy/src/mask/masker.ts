@@ -1,0 +1,499 @@
+/**
+ * Compiles MaskingPolicy rules into a Masker for SQL result values and free text (SSH output).
+ *
+ * A rule's `match` fields must all hold: `columns` alone masks whole values of matching
+ * columns; `columns` with `detectors`/`pattern` masks the spans found in those columns' values;
+ * `detectors`/`pattern` alone mask spans in every value and in free text. Overlapping spans
+ * merge, and the union takes the strongest action (null > redact > hash > partial).
+ *
+ * Column globs are over `schema.table.column`: exactly three dot-separated parts, `*` matches
+ * within one part, `?` one character; matched without RegExp, and remembered per column.
+ * User patterns are RE2 (linear time). In free text they match within one line (`^`/`$` are
+ * line anchors; a match never spans a newline), which makes streamed output identical to
+ * masking the whole text at once.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import RE2 from 're2';
+import { DETECTORS, MASK_ACTIONS, type Detector, type MaskAction } from '@airlock/api';
+import { PolicyError } from '../errors.ts';
+import { ALL_FEATURES, compileDetector, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
+import { createStreamMasker, type StreamMasker, type StreamOptions } from './stream.ts';
+
+export interface MaskRuleSpec {
+  readonly name: string;
+  readonly match: { readonly columns?: readonly string[]; readonly detectors?: readonly Detector[]; readonly pattern?: string };
+  readonly action: { readonly type: MaskAction; readonly keepFirst?: number; readonly keepLast?: number };
+}
+
+export interface MaskResult {
+  readonly value: string | null;
+  readonly masked: number;
+  readonly rules: readonly string[];
+}
+
+export interface Masker {
+  /** false when no rule can ever touch values of this column (`schema.table.column`, or undefined when unknown) */
+  columnCanMatch(column: string | undefined): boolean;
+  /** masks one SQL result value of a column */
+  maskValue(column: string | undefined, value: string): MaskResult;
+  /** masks free text (SSH output): column rules do not apply; `null` action renders as the redact marker */
+  maskText(text: string): { readonly text: string; readonly masked: number };
+  /** a streaming text masker: any split of a text into chunks gives maskText's output */
+  stream(options?: StreamOptions): StreamMasker;
+}
+
+/** What `redact` (and `null` in free text) puts in place of a span. */
+export const REDACTED = '[REDACTED]';
+
+const RANK: Readonly<Record<MaskAction, number>> = { partial: 0, hash: 1, redact: 2, null: 3 };
+const NO_RULES: readonly string[] = Object.freeze([]);
+const PLAN_CACHE_LIMIT = 4096;
+const HASH_CACHE_LIMIT = 4096;
+
+interface Rule {
+  readonly index: number;
+  readonly name: string;
+  /** [name], for results masked by this rule alone */
+  readonly names: readonly string[];
+  readonly type: MaskAction;
+  readonly rank: number;
+  readonly keepFirst: number;
+  readonly keepLast: number;
+  /** null: every column (and free text) */
+  readonly globs: readonly ColumnGlob[] | null;
+  readonly detectors: readonly Detector[];
+  readonly valuePattern: RE2 | null;
+  /** the pattern with `m`, for free text; null for column rules */
+  readonly textPattern: RE2 | null;
+  /** the pattern has \A, \z or turns `m` off: free text is matched line by line */
+  readonly textPerLine: boolean;
+  /** a literal every match contains (a prefilter that spares the native call), or null */
+  readonly required: string | null;
+}
+
+/** The span finders that apply to a value or to free text, each detector once. */
+interface Finders {
+  readonly detectors: readonly { readonly detector: CompiledDetector; readonly rules: readonly Rule[] }[];
+  readonly patterns: readonly Rule[];
+}
+
+interface Plan {
+  /** column-only rules: the whole value */
+  readonly whole: readonly Rule[];
+  readonly finders: Finders;
+}
+
+/** A span one rule found. Pooled: masking is synchronous and never re-entered. */
+interface Hit {
+  start: number;
+  end: number;
+  rule: Rule;
+}
+
+const pairs = spanBuffer();
+const hits: Hit[] = [];
+let hitCount = 0;
+
+function addHit(start: number, end: number, rule: Rule): void {
+  const h = hits[hitCount++];
+  if (h === undefined) {
+    hits.push({ start, end, rule });
+  } else {
+    h.start = start;
+    h.end = end;
+    h.rule = rule;
+  }
+}
+
+/** After a text with very many spans, lets the pooled scratch (and the rules it points to) go. */
+function releaseScratch(): void {
+  if (hits.length > 1024) hits.length = 1024;
+  if (pairs.pairs.length > 4096) pairs.pairs.length = 4096;
+}
+
+const byPosition = (a: Hit, b: Hit): number => a.start - b.start || b.end - a.end;
+
+/** Sorts hits[0, hitCount) by start (longest first). Never reads outside the array (slow in V8). */
+function sortHits(): void {
+  if (hitCount > 16) {
+    const sorted = hits.slice(0, hitCount).sort(byPosition);
+    sorted.forEach((h, i) => (hits[i] = h));
+    return;
+  }
+  for (let i = 1; i < hitCount; i++) {
+    const h = hits[i];
+    if (h === undefined) break;
+    let j = i - 1;
+    for (; j >= 0; j--) {
+      const prev = hits[j];
+      if (prev === undefined || byPosition(prev, h) <= 0) break;
+      hits[j + 1] = prev;
+    }
+    hits[j + 1] = h;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column globs
+
+/** One dot-separated part: literal runs (with `?`) between stars, as code points. */
+type PartGlob = readonly (readonly string[])[];
+type ColumnGlob = readonly PartGlob[];
+
+function compileColumnGlob(rule: string, glob: string): ColumnGlob {
+  const fail = (why: string): never => {
+    throw new PolicyError('InvalidGlob', `rule "${rule}": invalid column glob ${JSON.stringify(glob)}: ${why}`);
+  };
+  const parts = glob.split('.');
+  if (parts.length !== 3) fail('want three dot-separated parts, schema.table.column');
+  if (parts.some((p) => p === '')) fail('empty name part');
+  if (/[\\[\]]/.test(glob)) fail('only * and ? are wildcards; \\, [ and ] are reserved');
+  return parts.map((p) => p.split('*').map((lit) => Array.from(lit)));
+}
+
+function literalAt(lit: readonly string[], text: readonly string[], at: number): boolean {
+  for (let j = 0; j < lit.length; j++) if (lit[j] !== '?' && lit[j] !== text[at + j]) return false;
+  return true;
+}
+
+/**
+ * Matches one part: the first literal at the start, the last at the end, the ones between at
+ * their leftmost place in order (greedy leftmost is exact for `*` globs). O(part × glob).
+ */
+function partMatches(glob: PartGlob, text: readonly string[]): boolean {
+  const first = glob[0] ?? [];
+  const last = glob[glob.length - 1] ?? [];
+  if (glob.length === 1) return first.length === text.length && literalAt(first, text, 0);
+  const limit = text.length - last.length;
+  if (first.length > limit || !literalAt(first, text, 0) || !literalAt(last, text, limit)) return false;
+  let pos = first.length;
+  for (let k = 1; k < glob.length - 1; k++) {
+    const lit = glob[k] ?? [];
+    while (pos + lit.length <= limit && !literalAt(lit, text, pos)) pos++;
+    if (pos + lit.length > limit) return false;
+    pos += lit.length;
+  }
+  return true;
+}
+
+function columnMatches(globs: readonly ColumnGlob[], column: readonly (readonly string[])[]): boolean {
+  return globs.some((g) => g.length === column.length && g.every((part, i) => partMatches(part, column[i] ?? [])));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiling
+
+function compilePattern(rule: string, source: string, flags: string): RE2 {
+  try {
+    return new RE2(source, flags);
+  } catch (err) {
+    throw new PolicyError('InvalidPattern', `rule "${rule}": ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function keep(rule: string, n: number | undefined, what: string): number {
+  if (n === undefined) return 0;
+  if (!Number.isInteger(n) || n < 0) throw new PolicyError('InvalidInput', `rule "${rule}": ${what} must be a non-negative integer`);
+  return n;
+}
+
+function compileRule(spec: MaskRuleSpec, index: number): Rule {
+  const { name, match, action } = spec;
+  if (!(MASK_ACTIONS as readonly string[]).includes(action.type)) {
+    throw new PolicyError('InvalidInput', `rule "${name}": unknown action ${JSON.stringify(action.type)}`);
+  }
+  for (const d of match.detectors ?? []) {
+    if (!(DETECTORS as readonly string[]).includes(d)) throw new PolicyError('InvalidInput', `rule "${name}": unknown detector ${JSON.stringify(d)}`);
+  }
+  const columns = match.columns ?? [];
+  const detectors = [...new Set(match.detectors ?? [])];
+  const pattern = match.pattern;
+  if (columns.length === 0 && detectors.length === 0 && (pattern === undefined || pattern === '')) {
+    throw new PolicyError('InvalidInput', `rule "${name}": match must set at least one of columns, detectors or pattern`);
+  }
+  const globs = columns.length > 0 ? columns.map((g) => compileColumnGlob(name, g)) : null;
+  const usePattern = pattern !== undefined && pattern !== '';
+  return {
+    index,
+    name,
+    names: Object.freeze([name]),
+    type: action.type,
+    rank: RANK[action.type],
+    keepFirst: keep(name, action.keepFirst, 'keepFirst'),
+    keepLast: keep(name, action.keepLast, 'keepLast'),
+    globs,
+    detectors,
+    valuePattern: usePattern ? compilePattern(name, pattern, 'gu') : null,
+    textPattern: usePattern && globs === null ? compilePattern(name, pattern, 'gmu') : null,
+    textPerLine: usePattern && /\\[Az]|\(\?[a-zA-Z]*-[a-zA-Z]*m/.test(pattern),
+    required: usePattern ? requiredLiteral(pattern) : null,
+  };
+}
+
+const PLAIN = /^[A-Za-z0-9 _\-:=@#%&'",;<>/!~`]$/;
+
+/**
+ * The literal a pattern starts with, when every match must contain it: the leading run of
+ * plain characters, less a last one a quantifier makes optional. No literal (null) for
+ * patterns with alternation or inline flags anywhere, or a run shorter than two characters.
+ */
+export function requiredLiteral(pattern: string): string | null {
+  if (pattern.includes('|') || pattern.includes('(?')) return null;
+  let run = '';
+  let i = 0;
+  for (; i < pattern.length && PLAIN.test(pattern[i] ?? ''); i++) run += pattern[i] ?? '';
+  const next = pattern[i];
+  if (next === '*' || next === '?' || next === '{') run = run.slice(0, -1);
+  return run.length >= 2 ? run : null;
+}
+
+function finders(rules: readonly Rule[]): Finders {
+  const byDetector = new Map<Detector, Rule[]>();
+  for (const r of rules) for (const d of r.detectors) byDetector.set(d, [...(byDetector.get(d) ?? []), r]);
+  return {
+    detectors: [...byDetector].map(([id, rs]) => ({ detector: compileDetector(id), rules: rs })),
+    patterns: rules.filter((r) => r.valuePattern !== null),
+  };
+}
+
+const hasFinders = (f: Finders): boolean => f.detectors.length > 0 || f.patterns.length > 0;
+
+// ---------------------------------------------------------------------------------------------
+// Finding spans
+
+/** Adds the non-empty matches of a pattern in text (offset by base) to the hits; true when one spans a newline. */
+function patternHits(re: RE2, rule: Rule, text: string, base: number): boolean {
+  // A literal every match must contain rules most texts out without calling into RE2.
+  if (rule.required !== null && !text.includes(rule.required)) return false;
+  // search() is the cheapest RE2 call (about half of exec), and most texts have no match; after
+  // the literal prefilter passed, a match is likely and search() would only add a native call.
+  if (rule.required === null && re.search(text) < 0) return false;
+  let crossesLine = false;
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const len = m[0].length;
+    if (len === 0) {
+      const c = text.charCodeAt(m.index);
+      re.lastIndex = m.index + (c >= 0xd800 && c <= 0xdbff ? 2 : 1);
+      continue;
+    }
+    if (m[0].includes('\n')) crossesLine = true;
+    addHit(base + m.index, base + m.index + len, rule);
+  }
+  return crossesLine;
+}
+
+/** Free text: the matches of each line. One pass over the whole text gives the same spans unless a match spans lines. */
+function textPatternHits(re: RE2, rule: Rule, text: string): void {
+  const mark = hitCount;
+  if (!rule.textPerLine && !patternHits(re, rule, text, 0)) return;
+  hitCount = mark;
+  for (let start = 0; start < text.length; ) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 ? text.length : nl;
+    if (end > start) patternHits(re, rule, text.slice(start, end), start);
+    start = end + 1;
+  }
+}
+
+/** Texts up to this length get a features pass (cheaper than one native search per detector). */
+const FEATURES_MAX_LENGTH = 512;
+
+function findSpans(text: string, f: Finders, freeText: boolean): void {
+  const features = f.detectors.length > 1 && text.length <= FEATURES_MAX_LENGTH ? textFeatures(text) : ALL_FEATURES;
+  for (let d = 0; d < f.detectors.length; d++) {
+    const use = f.detectors[d];
+    if (use === undefined) break;
+    pairs.n = 0;
+    runDetector(use.detector, text, pairs, features);
+    for (let i = 0; i + 1 < pairs.n; i += 2) {
+      const start = pairs.pairs[i] ?? 0;
+      const end = pairs.pairs[i + 1] ?? 0;
+      if (end > start) for (const rule of use.rules) addHit(start, end, rule);
+    }
+  }
+  if (f.patterns.length === 0) return;
+  for (const rule of f.patterns) {
+    if (freeText && rule.textPattern !== null) textPatternHits(rule.textPattern, rule, text);
+    else if (rule.valuePattern !== null) patternHits(rule.valuePattern, rule, text, 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+const SURROGATE = /[\ud800-\udfff]/;
+
+/** Keeps the first/last characters (code points), one `*` for each other character. */
+function partial(span: string, keepFirst: number, keepLast: number): string {
+  if (!SURROGATE.test(span)) {
+    const n = span.length;
+    return keepFirst + keepLast >= n ? '*'.repeat(n) : span.slice(0, keepFirst) + '*'.repeat(n - keepFirst - keepLast) + span.slice(n - keepLast);
+  }
+  const chars = Array.from(span);
+  const n = chars.length;
+  if (keepFirst + keepLast >= n) return '*'.repeat(n);
+  return chars.slice(0, keepFirst).join('') + '*'.repeat(n - keepFirst - keepLast) + chars.slice(n - keepLast).join('');
+}
+
+interface Rendered {
+  readonly text: string;
+  readonly isNull: boolean;
+  readonly masked: number;
+  readonly rules: readonly string[];
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104) with the key's inner and outer pad states computed once: each call
+ * then costs two hash copies instead of setting up a keyed HMAC object (several µs in Node).
+ */
+function hmacSha256(key: Uint8Array): (data: string) => Buffer {
+  const block = 64;
+  const k = key.length > block ? createHash('sha256').update(key).digest() : Buffer.from(key);
+  const ipad = Buffer.alloc(block, 0x36);
+  const opad = Buffer.alloc(block, 0x5c);
+  for (let i = 0; i < k.length; i++) {
+    ipad[i] = (ipad[i] ?? 0) ^ (k[i] ?? 0);
+    opad[i] = (opad[i] ?? 0) ^ (k[i] ?? 0);
+  }
+  const inner: Hash = createHash('sha256').update(ipad);
+  const outer: Hash = createHash('sha256').update(opad);
+  return (data) => outer.copy().update(inner.copy().update(data, 'utf8').digest()).digest();
+}
+
+export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): Masker {
+  const rules = specs.map(compileRule);
+  const hmac = hmacSha256(key);
+  const globalRules = rules.filter((r) => r.globs === null);
+  const globalPlan: Plan = { whole: [], finders: finders(globalRules) };
+  const columnRules = rules.filter((r) => r.globs !== null);
+  const plans = new Map<string, Plan>();
+  const hashes = new Map<string, string>();
+
+  function planFor(column: string | undefined): Plan {
+    if (column === undefined || columnRules.length === 0) return globalPlan;
+    let plan = plans.get(column);
+    if (plan !== undefined) return plan;
+    const parts = column.split('.').map((p) => Array.from(p));
+    const matching = columnRules.filter((r) => r.globs !== null && columnMatches(r.globs, parts));
+    const spanRules = rules.filter((r) => r.globs === null || (matching.includes(r) && (r.detectors.length > 0 || r.valuePattern !== null)));
+    plan = { whole: matching.filter((r) => r.detectors.length === 0 && r.valuePattern === null), finders: finders(spanRules) };
+    if (plans.size >= PLAN_CACHE_LIMIT) plans.clear();
+    plans.set(column, plan);
+    return plan;
+  }
+
+  /** `hmac:` + 16 hex digits of HMAC-SHA256(key, span); short spans are remembered (values repeat). */
+  function hash(span: string): string {
+    let h = hashes.get(span);
+    if (h === undefined) {
+      h = `hmac:${hmac(span).toString('hex', 0, 8)}`;
+      if (span.length <= 256) {
+        if (hashes.size >= HASH_CACHE_LIMIT) hashes.clear();
+        hashes.set(span, h);
+      }
+    }
+    return h;
+  }
+
+  function renderSpan(span: string, rank: number, keepFirst: number, keepLast: number): string {
+    if (rank === RANK.partial) return partial(span, keepFirst, keepLast);
+    if (rank === RANK.hash) return hash(span);
+    return REDACTED;
+  }
+
+  /** The names of each combination of rules seen, keyed by the rule indexes, bounded. */
+  const combinations = new Map<number | string, readonly string[]>();
+
+  /** Names of the rules whose indexes are given (a bit set when there are at most 30 rules). */
+  function namesOf(key: number | string, indexes: () => number[]): readonly string[] {
+    let names = combinations.get(key);
+    if (names === undefined) {
+      names = Object.freeze(indexes().map((i) => rules[i]?.name ?? ''));
+      if (combinations.size >= PLAN_CACHE_LIMIT) combinations.clear();
+      combinations.set(key, names);
+    }
+    return names;
+  }
+
+  function ruleNames(only: Rule | null, bits: number, many: Set<number> | null): readonly string[] {
+    if (many !== null) {
+      const sorted = [...many].sort((a, b) => a - b);
+      return namesOf(sorted.join(','), () => sorted);
+    }
+    if (only === null) return NO_RULES;
+    if (bits === 1 << only.index) return only.names;
+    return namesOf(bits, () => rules.filter((r) => (bits & (1 << r.index)) !== 0).map((r) => r.index));
+  }
+
+  /** Merges the overlapping hits and masks each union with its strongest action. */
+  function render(text: string): Rendered {
+    sortHits();
+    let out = '';
+    let pos = 0;
+    let masked = 0;
+    let isNull = false;
+    // The rules that masked something: a bit set, or a Set beyond 30 rules.
+    let only: Rule | null = null;
+    let bits = 0;
+    let many: Set<number> | null = null;
+    for (let i = 0; i < hitCount; ) {
+      const first = hits[i];
+      if (first === undefined) break;
+      const start = first.start;
+      let end = first.end;
+      let rank = -1;
+      let keepFirst = Infinity;
+      let keepLast = Infinity;
+      for (; i < hitCount; i++) {
+        const h = hits[i];
+        if (h === undefined || (h !== first && h.start >= end)) break;
+        const rule = h.rule;
+        end = Math.max(end, h.end);
+        rank = Math.max(rank, rule.rank);
+        if (rule.rank === RANK.partial) {
+          keepFirst = Math.min(keepFirst, rule.keepFirst);
+          keepLast = Math.min(keepLast, rule.keepLast);
+        }
+        only ??= rule;
+        if (rules.length <= 30) bits |= 1 << rule.index;
+        else (many ??= new Set()).add(rule.index);
+      }
+      isNull ||= rank === RANK.null;
+      out += text.slice(pos, start) + renderSpan(text.slice(start, end), rank, keepFirst, keepLast);
+      pos = end;
+      masked++;
+    }
+    hitCount = 0;
+    releaseScratch();
+    return { text: out + text.slice(pos), isNull, masked, rules: ruleNames(only, bits, many) };
+  }
+
+  function maskText(text: string): { readonly text: string; readonly masked: number } {
+    hitCount = 0;
+    findSpans(text, globalPlan.finders, true);
+    if (hitCount === 0) return { text, masked: 0 };
+    const r = render(text);
+    return { text: r.text, masked: r.masked };
+  }
+
+  return {
+    columnCanMatch(column) {
+      const plan = planFor(column);
+      return plan.whole.length > 0 || hasFinders(plan.finders);
+    },
+    maskValue(column, value) {
+      const plan = planFor(column);
+      hitCount = 0;
+      for (const rule of plan.whole) addHit(0, value.length, rule);
+      findSpans(value, plan.finders, false);
+      if (hitCount === 0) return { value, masked: 0, rules: NO_RULES };
+      const r = render(value);
+      return { value: r.isNull ? null : r.text, masked: r.masked, rules: r.rules };
+    },
+    maskText,
+    stream(options) {
+      return createStreamMasker(maskText, REDACTED, options);
+    },
+  };
+}

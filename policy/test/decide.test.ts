@@ -1,0 +1,181 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseManifests, type Manifest } from '@airlock/api';
+import { PolicyError, SqlDecider, compileBundle, decideShell, loadSqlParser, parseDuration, selectorMatches } from '@airlock/policy';
+
+const examples = join(import.meta.dirname, '..', '..', 'examples');
+
+function exampleManifests(): Manifest[] {
+  return readdirSync(examples)
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseManifests(f, readFileSync(join(examples, f), 'utf8')).manifests);
+}
+
+function manifests(yaml: string): Manifest[] {
+  const parsed = parseManifests('test.yaml', yaml);
+  assert.deepEqual(parsed.errors, []);
+  return [...parsed.manifests];
+}
+
+before(async () => {
+  await loadSqlParser();
+});
+
+const CONN = `apiVersion: airlock.dev/v1alpha1
+kind: AgentConnection
+metadata: { name: db, namespace: agents, labels: { env: prod } }
+spec:
+  protocol: postgres
+  target: { host: 127.0.0.1, port: 5432, database: app }
+  credentialsSecretRef: { name: creds }
+  agents: { serviceAccounts: [planner] }
+  defaultAction: DEFAULT
+`;
+
+function bundleWith(defaultAction: string, rules: string) {
+  const yaml = `${CONN.replace('DEFAULT', defaultAction)}---
+apiVersion: airlock.dev/v1alpha1
+kind: ApprovalRule
+metadata: { name: guard, namespace: agents }
+spec:
+  connectionSelector: { matchLabels: { env: prod } }
+  rules:
+${rules}`;
+  return compileBundle(manifests(yaml), { connection: 'db' });
+}
+
+test('the example policy: reads allowed, destructive blocked with the message, writes held', () => {
+  const bundle = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'planner' });
+  assert.deepEqual(bundle.approvalRules, ['ops-shell', 'prod-guardrails']);
+  assert.deepEqual(bundle.maskingPolicies, ['pii']);
+  assert.match(bundle.digest, /^sha256:[0-9a-f]{64}$/);
+  const d = new SqlDecider(bundle);
+  assert.equal(d.decide('SELECT * FROM orders').decision, 'Allow');
+  const drop = d.decide('DROP TABLE orders');
+  assert.equal(drop.decision, 'Block');
+  assert.deepEqual(drop.rules, ['prod-guardrails/never-destroy']);
+  assert.equal(drop.message, 'destructive statements are not allowed on production');
+  const ins = d.decide('INSERT INTO public.orders VALUES (1)');
+  assert.equal(ins.decision, 'RequireApproval');
+  assert.deepEqual(ins.rules, ['prod-guardrails/writes-need-review']);
+  assert.deepEqual(ins.approval, { approvers: { users: [], groups: ['dba'] }, required: 1, timeoutSeconds: 600, requireReason: false });
+  assert.equal(d.decide('SELECT 1; DROP TABLE orders').decision, 'Block', 'the strictest statement of a multi-statement query wins');
+});
+
+test('subjects: rules for another service account do not apply', () => {
+  const bundle = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'someone-else' });
+  assert.deepEqual(bundle.approvalRules, ['ops-shell']);
+  assert.equal(new SqlDecider(bundle).decide('DROP TABLE orders').decision, 'Allow', 'defaultAction Allow of the example connection');
+});
+
+test('every class of every statement is one unit: an Allow for write does not cover destructive', () => {
+  const bundle = bundleWith('Block', `    - name: writes
+      match: { sql: { classes: [write, read] } }
+      action: Allow
+`);
+  const d = new SqlDecider(bundle);
+  assert.equal(d.decide('UPDATE t SET a = 1 WHERE id = 2').decision, 'Allow');
+  const del = d.decide('DELETE FROM t');
+  assert.equal(del.decision, 'Block');
+  assert.match(del.message, /matches no rule and the defaultAction of connection db is Block/);
+});
+
+test('an Allow restricted to tables must cover every table the statement touches', () => {
+  const bundle = bundleWith('Block', `    - name: safe
+      match: { sql: { classes: [read], tables: ["public.safe_*"] } }
+      action: Allow
+`);
+  const d = new SqlDecider(bundle);
+  assert.equal(d.decide('SELECT * FROM safe_orders').decision, 'Allow');
+  assert.equal(d.decide('SELECT * FROM safe_orders, secrets').decision, 'Block');
+  assert.equal(d.decide('WITH safe_x AS (SELECT * FROM secrets) SELECT * FROM safe_x').decision, 'Block', 'a CTE name is not a table');
+});
+
+test('unparsable SQL matches every stopping rule and no Allow rule', () => {
+  const bundle = bundleWith('Allow', `    - name: everything-read
+      match: { sql: { classes: [read] } }
+      action: Allow
+    - name: hold-customers
+      match: { sql: { classes: [write], tables: ["public.customers"] } }
+      action: RequireApproval
+      approval: { approvers: { groups: [dba] } }
+`);
+  assert.equal(new SqlDecider(bundle).decide('SELEC * FROM customers').decision, 'RequireApproval');
+});
+
+test('functions match by qualified glob', () => {
+  const bundle = bundleWith('Allow', `    - name: no-sleep
+      match: { sql: { functions: ["pg_catalog.pg_sleep*"] } }
+      action: Block
+      message: no sleeping
+`);
+  const d = new SqlDecider(bundle);
+  assert.equal(d.decide('SELECT pg_sleep(10)').message, 'no sleeping');
+  assert.equal(d.decide('SELECT 1').decision, 'Allow');
+});
+
+test('ssh: wrappers and obfuscations are seen through; unresolvable lines are never allowed', async () => {
+  const bundle = compileBundle(exampleManifests(), { connection: 'bastion' });
+  assert.equal((await decideShell(bundle, 'ls -la /var/log')).decision, 'Allow');
+  const rm = await decideShell(bundle, "sudo env X=1 bash -c 'r''m -rf /'");
+  assert.equal(rm.decision, 'Block');
+  assert.equal(rm.message, 'this command is never run by agents on production');
+  assert.equal((await decideShell(bundle, 'uptime; systemctl restart nginx')).decision, 'RequireApproval');
+  assert.equal((await decideShell(bundle, 'whoami')).decision, 'RequireApproval', 'defaultAction of the example bastion');
+  const hidden = await decideShell(bundle, 'echo cm0gLXJmIC8= | base64 -d | sh');
+  assert.equal(hidden.decision, 'Block');
+});
+
+test('an unresolvable line with defaultAction Allow is still refused', async () => {
+  const yaml = `apiVersion: airlock.dev/v1alpha1
+kind: AgentConnection
+metadata: { name: box, namespace: agents }
+spec:
+  protocol: ssh
+  target: { host: 127.0.0.1, port: 22 }
+  credentialsSecretRef: { name: creds }
+  ssh: { hostKeyFingerprints: ["SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"] }
+  agents: { serviceAccounts: [ops] }
+  defaultAction: Allow
+`;
+  const bundle = compileBundle(manifests(yaml), { connection: 'box' });
+  assert.equal((await decideShell(bundle, 'ls')).decision, 'Allow');
+  const d = await decideShell(bundle, '$(curl -s x)');
+  assert.equal(d.decision, 'Block');
+  assert.match(d.message, /cannot be resolved statically/);
+});
+
+test('a missing connection and a bad pattern are precise errors', () => {
+  assert.throws(() => compileBundle(exampleManifests(), { connection: 'nope' }), (e: unknown) => e instanceof PolicyError && e.code === 'ConnectionNotFound' && /AgentConnection "nope" not found/.test(e.message));
+  const yaml = `${CONN.replace('DEFAULT', 'Allow')}---
+apiVersion: airlock.dev/v1alpha1
+kind: MaskingPolicy
+metadata: { name: bad-re, namespace: agents }
+spec:
+  connectionSelector: {}
+  rules:
+    - name: broken
+      match: { pattern: "(a" }
+      action: { type: redact }
+`;
+  assert.throws(() => compileBundle(manifests(yaml), { connection: 'db' }), (e: unknown) => e instanceof PolicyError && e.code === 'InvalidPattern' && e.message.includes('bad-re/broken'));
+});
+
+test('label selectors follow Kubernetes semantics', () => {
+  assert.equal(selectorMatches(undefined, { a: '1' }), false);
+  assert.equal(selectorMatches({}, {}), true);
+  assert.equal(selectorMatches({ matchLabels: { a: '1' } }, { a: '1', b: '2' }), true);
+  assert.equal(selectorMatches({ matchExpressions: [{ key: 'a', operator: 'In', values: ['1', '2'] }] }, { a: '3' }), false);
+  assert.equal(selectorMatches({ matchExpressions: [{ key: 'a', operator: 'NotIn', values: ['1'] }] }, {}), true);
+  assert.equal(selectorMatches({ matchExpressions: [{ key: 'a', operator: 'Exists' }] }, { a: '' }), true);
+  assert.equal(selectorMatches({ matchExpressions: [{ key: 'a', operator: 'DoesNotExist' }] }, { a: '' }), false);
+});
+
+test('durations', () => {
+  assert.equal(parseDuration('10m'), 600);
+  assert.equal(parseDuration('1h30m'), 5400);
+  assert.equal(parseDuration('500ms'), 0.5);
+  assert.throws(() => parseDuration('10 minutes'), PolicyError);
+});
