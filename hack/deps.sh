@@ -11,6 +11,9 @@ for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+# PostgreSQL server and client (the e2e tests run a real server as the postgres system user)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 if [[ "$(id -u)" != 0 ]]; then
   echo "deps: missing Debian packages: ${missing[*]}; install them (sudo apt-get install ${missing[*]})" >&2
