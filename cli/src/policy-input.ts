@@ -5,6 +5,14 @@ import { PolicyError, compileBundle, loadSqlParser, type PolicyBundle } from '@a
 import { CliError } from './errors.ts';
 import { loadManifestFiles } from './files.ts';
 
+/** The options every policy command takes: which manifests, which connection. */
+export const CONNECTION_OPTIONS = {
+  filename: { type: 'string', short: 'f', multiple: true },
+  connection: { type: 'string', short: 'c' },
+  namespace: { type: 'string', short: 'n' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export async function loadBundle(files: readonly string[], connection: string | undefined, namespace: string | undefined, serviceAccount?: string): Promise<PolicyBundle> {
   if (connection === undefined) throw new CliError('MissingConnection', '--connection <name> is required');
   const loaded = await loadManifestFiles(files);

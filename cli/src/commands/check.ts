@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { SqlDecider, decideShell, type Decision } from '@airlock/policy';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
-import { jsonLines, loadBundle } from '../policy-input.ts';
+import { CONNECTION_OPTIONS, jsonLines, loadBundle } from '../policy-input.ts';
 
 export const CHECK_HELP = `Usage: airlock check -f <file|dir> [-f ...] --connection <name> [--namespace <ns>]
                      [--service-account <sa>] [--sql '<text>' | --ssh '<line>']
@@ -35,13 +35,10 @@ export async function checkCommand(args: readonly string[], io: CliIO, stdin: No
   const { values } = parseArgs({
     args: [...args],
     options: {
-      filename: { type: 'string', short: 'f', multiple: true },
-      connection: { type: 'string', short: 'c' },
-      namespace: { type: 'string', short: 'n' },
+      ...CONNECTION_OPTIONS,
       'service-account': { type: 'string' },
       sql: { type: 'string' },
       ssh: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
-import { jsonLines, loadBundle } from '../policy-input.ts';
+import { CONNECTION_OPTIONS, jsonLines, loadBundle } from '../policy-input.ts';
 
 export const MASK_HELP = `Usage: airlock mask -f <file|dir> [-f ...] --connection <name> [--namespace <ns>]
 
@@ -24,12 +24,7 @@ Options:
 export async function maskCommand(args: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
-    options: {
-      filename: { type: 'string', short: 'f', multiple: true },
-      connection: { type: 'string', short: 'c' },
-      namespace: { type: 'string', short: 'n' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: CONNECTION_OPTIONS,
     strict: true,
   });
   if (values.help === true) {
