@@ -1138,14 +1138,16 @@ const SPEC_TABLE: Record<string, OptSpec> = {
 const SPECS = new Map(Object.entries(SPEC_TABLE));
 const READ: OptSpec = { flags: 'ers', withArg: 'adinNptu' };
 
+/** Shells whose `-c STR` is parsed (as bash: close enough to find the commands, or a parse error). */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'rbash', 'fish', 'csh', 'tcsh']);
+const FIND_EXEC = new Set(['-exec', '-execdir', '-ok', '-okdir']);
+
 /** The option syntax of a wrapper (aliases share one). */
 function specFor(name: string): OptSpec | undefined {
   if (SHELLS.has(name)) return SPECS.get('shell');
   return SPECS.get(name === 'runuser' ? 'su' : name === 'readarray' ? 'mapfile' : name);
 }
 
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'rbash', 'fish', 'csh', 'tcsh']);
-const FIND_EXEC = new Set(['-exec', '-execdir', '-ok', '-okdir']);
 
 /** Why a shell reading its commands from standard input cannot be resolved. */
 function stdinShell(stdin: Stdin): Step {
@@ -1205,7 +1207,6 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
     case 'ionice':
       return has('p') || has('P') || has('u') ? [] : command(rest);
     case 'strace':
-      return command(rest);
     case 'nohup':
     case 'nice':
     case 'stdbuf':
