@@ -1,0 +1,86 @@
+/**
+ * The hash chain of a recording. Every record is one JSON line; its `hash` is
+ * sha256(prev hash + "\n" + the line's JSON without `hash`), and it names the previous record's
+ * hash in `prev`, so any edit, deletion, insertion or reordering breaks the chain, and a
+ * truncation is caught by the missing end record or by the chain head anchored elsewhere
+ * (AgentSession status). Pure.
+ */
+import { createHash } from 'node:crypto';
+
+export const GENESIS = `sha256:${'0'.repeat(64)}`;
+
+export type RecordBody = Readonly<Record<string, unknown>> & { readonly type: string };
+
+export interface SealedRecord {
+  readonly seq: number;
+  readonly hash: string;
+  /** the JSON line, without the trailing newline */
+  readonly line: string;
+}
+
+function digest(prev: string, json: string): string {
+  return `sha256:${createHash('sha256').update(prev).update('\n').update(json).digest('hex')}`;
+}
+
+/** Seals a record after `prev`. seq, prev and hash are Airlock's; the body may not set them. */
+export function seal(body: RecordBody, seq: number, prev: string): SealedRecord {
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') rest[k] = v;
+  const json = JSON.stringify({ seq, ...rest, prev });
+  const hash = digest(prev, json);
+  return { seq, hash, line: `${json.slice(0, -1)},"hash":"${hash}"}` };
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly records: number;
+  /** hash of the last valid record */
+  readonly head: string;
+  /** 1-based line of the first bad record, and why */
+  readonly error?: { readonly line: number; readonly message: string };
+}
+
+export interface VerifyOptions {
+  /** the chain head anchored outside the recording (AgentSession status.recording.chainHead) */
+  readonly expectedHead?: string;
+  /** record types that close a recording; without one at the end the recording is truncated */
+  readonly endTypes?: readonly string[];
+}
+
+/** Verifies a whole recording's text. */
+export function verifyRecording(text: string, options: VerifyOptions = {}): VerifyResult {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  let prev = GENESIS;
+  let lastType = '';
+  for (let i = 0; i < lines.length; i++) {
+    const fail = (message: string): VerifyResult => ({ ok: false, records: i, head: prev, error: { line: i + 1, message } });
+    const line = lines[i] ?? '';
+    let rec: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return fail('not a JSON object');
+      rec = parsed as Record<string, unknown>;
+    } catch {
+      return fail(i === lines.length - 1 ? 'incomplete last line (the recording was cut mid-write)' : 'not valid JSON');
+    }
+    if (rec['seq'] !== i + 1) return fail(`sequence number is ${JSON.stringify(rec['seq'])}, expected ${i + 1} (records removed, inserted or reordered)`);
+    if (rec['prev'] !== prev) return fail('does not chain to the previous record (records removed, inserted or reordered)');
+    const hash = rec['hash'];
+    if (typeof hash !== 'string' || !line.endsWith(`,"hash":"${hash}"}`)) return fail('has no hash as its last field');
+    const json = `${line.slice(0, line.length - `,"hash":"${hash}"}`.length)}}`;
+    if (digest(prev, json) !== hash) return fail('hash does not match its content (the record was edited)');
+    prev = hash;
+    lastType = typeof rec['type'] === 'string' ? rec['type'] : '';
+  }
+  const records = lines.length;
+  if (records === 0) return { ok: false, records, head: prev, error: { line: 1, message: 'the recording is empty' } };
+  if (options.expectedHead !== undefined && options.expectedHead !== prev) {
+    return { ok: false, records, head: prev, error: { line: records, message: `chain head ${prev} is not the anchored head ${options.expectedHead} (the recording was truncated or replaced)` } };
+  }
+  const ends = options.endTypes ?? [];
+  if (ends.length > 0 && !ends.includes(lastType)) {
+    return { ok: false, records, head: prev, error: { line: records, message: `the last record is "${lastType}", not ${ends.join('/')}: the recording is truncated or the session is still open` } };
+  }
+  return { ok: true, records, head: prev };
+}

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { GENESIS, seal, verifyRecording } from '../src/record/chain.ts';
+import { RecordingWriter, RecorderError } from '../src/record/writer.ts';
+
+function recording(): { path: string; text: string; head: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+  const path = join(dir, 'session.jsonl');
+  const w = new RecordingWriter(path);
+  w.append({ type: 'session_start', connection: 'orders-db', protocol: 'postgres', client: '127.0.0.1:50000' });
+  w.append({ type: 'statement', text: 'SELECT * FROM orders', decision: 'Allow', rules: [] });
+  w.flush();
+  w.append({ type: 'result', tag: 'SELECT 3', rows: 3, masked: 1 });
+  w.append({ type: 'statement', text: 'DROP TABLE orders', decision: 'Block', rules: ['prod-guardrails/never-destroy'] });
+  w.append({ type: 'session_end', reason: 'client closed', statements: 2, blocked: 1 });
+  w.close();
+  return { path, text: readFileSync(path, 'utf8'), head: w.head };
+}
+
+test('an intact recording verifies and its head is the writer\'s head', () => {
+  const { text, head } = recording();
+  const r = verifyRecording(text, { endTypes: ['session_end'], expectedHead: head });
+  assert.deepEqual(r, { ok: true, records: 5, head });
+});
+
+test('records reach the file at flush, before close (write-ahead)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+  const path = join(dir, 's.jsonl');
+  const w = new RecordingWriter(path);
+  w.append({ type: 'statement', text: 'DELETE FROM t WHERE id = 1', decision: 'Allow' });
+  assert.equal(readFileSync(path, 'utf8'), '', 'queued, not yet written');
+  w.flush();
+  const text = readFileSync(path, 'utf8');
+  assert.match(text, /"text":"DELETE FROM t WHERE id = 1"/);
+  assert.equal(verifyRecording(text).ok, true);
+  w.close();
+});
+
+function lines(text: string): string[] {
+  return text.trimEnd().split('\n');
+}
+
+test('an edited record is detected, naming it', () => {
+  const { text } = recording();
+  const edited = text.replace('DROP TABLE orders', 'SELECT 1');
+  assert.deepEqual(verifyRecording(edited).error, { line: 4, message: 'hash does not match its content (the record was edited)' });
+  const decision = text.replace('"decision":"Block"', '"decision":"Allow"');
+  assert.equal(verifyRecording(decision).error?.line, 4);
+});
+
+test('a removed, inserted or reordered record is detected', () => {
+  const { text } = recording();
+  const l = lines(text);
+  const removed = [l[0], l[1], l[3], l[4]].join('\n');
+  assert.equal(verifyRecording(removed).error?.line, 3);
+  const swapped = [l[0], l[2], l[1], l[3], l[4]].join('\n');
+  assert.equal(verifyRecording(swapped).error?.line, 2);
+  const duplicated = [l[0], l[1], l[1], l[2], l[3], l[4]].join('\n');
+  assert.equal(verifyRecording(duplicated).error?.line, 3);
+});
+
+test('truncation is detected by the missing end record and by the anchored head', () => {
+  const { text, head } = recording();
+  const l = lines(text);
+  const cut = l.slice(0, 3).join('\n');
+  assert.match(verifyRecording(cut, { endTypes: ['session_end'] }).error?.message ?? '', /truncated or the session is still open/);
+  assert.match(verifyRecording(cut, { expectedHead: head }).error?.message ?? '', /not the anchored head/);
+  const midWrite = text.slice(0, text.length - 20);
+  assert.match(verifyRecording(midWrite).error?.message ?? '', /incomplete last line/);
+  assert.match(verifyRecording('').error?.message ?? '', /empty/);
+});
+
+test('a forged record cannot claim Airlock\'s fields', () => {
+  const s = seal({ type: 'x', seq: 99, prev: 'forged', hash: 'forged' }, 1, GENESIS);
+  const rec = JSON.parse(s.line) as { seq: number; prev: string };
+  assert.equal(rec.seq, 1);
+  assert.equal(rec.prev, GENESIS);
+  assert.equal(verifyRecording(s.line).ok, true);
+});
+
+test('property: any single-byte change of a recording is detected', () => {
+  const { text } = recording();
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: text.length - 2 }), fc.integer({ min: 32, max: 126 }), (pos, code) => {
+      if (text.charCodeAt(pos) === code || text[pos] === '\n') return;
+      const tampered = text.slice(0, pos) + String.fromCharCode(code) + text.slice(pos + 1);
+      assert.equal(verifyRecording(tampered, { endTypes: ['session_end'] }).ok, false, `byte ${pos}`);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('the writer refuses to overwrite an existing recording, and fails closed after a write error', () => {
+  const { path } = recording();
+  assert.throws(() => new RecordingWriter(path), RecorderError);
+  const w = new RecordingWriter(join(mkdtempSync(join(tmpdir(), 'airlock-rec-')), 'x.jsonl'));
+  w.close();
+  w.append({ type: 'statement' });
+  assert.throws(() => {
+    w.flush();
+  }, /recording is closed/);
+});
