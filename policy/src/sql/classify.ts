@@ -171,6 +171,11 @@ const FIXED: Readonly<Record<string, readonly SqlClass[]>> = {
 const PRIVILEGE_SETTINGS = new Set(['role', 'session_authorization']);
 const OPAQUE_SETTINGS = new Set(['search_path']);
 const ADMIN_SETTINGS = new Set([
+  // change how the server splits statement text: the parser here would no longer agree
+  'standard_conforming_strings',
+  'backslash_quote',
+  'escape_string_warning',
+  'client_encoding',
   'session_replication_role',
   'allow_system_table_mods',
   'lo_compat_privileges',
@@ -199,7 +204,14 @@ class Collector {
   readonly tables = new Set<string>();
   readonly functions = new Set<string>();
   readonly cteNames = new Set<string>();
+  /** classes contributed by function calls, operators and casts (not by statement kinds) */
+  readonly callClasses = new Set<SqlClass>();
   literalSensitive = false;
+
+  call(cls: SqlClass): void {
+    this.classes.add(cls);
+    if (cls !== 'read' && cls !== 'session') this.callClasses.add(cls);
+  }
 
   add(...classes: readonly SqlClass[]): void {
     for (const c of classes) this.classes.add(c);
@@ -210,17 +222,30 @@ class Collector {
     if (typeof rel !== 'string') return;
     const schema = field(rangeVar, 'schemaname');
     if (typeof schema !== 'string' && this.cteNames.has(rel)) return;
-    this.tables.add(`${typeof schema === 'string' ? schema : 'public'}.${rel}`);
+    // pg_catalog is searched first: an unqualified pg_* name is the catalog's relation.
+    const ns = typeof schema === 'string' ? schema : rel.startsWith('pg_') ? 'pg_catalog' : 'public';
+    this.tables.add(`${ns}.${rel}`);
   }
 }
 
-/** A WHERE that does not depend on the row: no column, no subquery, no parameter, no call. */
+/** A WHERE that does not depend on the row: no column reference outside a subquery. */
 function isConstantPredicate(v: unknown): boolean {
-  let constant = true;
-  walkTree(v, (key) => {
-    if (key === 'ColumnRef' || key === 'SubLink' || key === 'ParamRef' || key === 'FuncCall') constant = false;
-  });
-  return constant;
+  return !referencesColumn(v);
+}
+
+function referencesColumn(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(referencesColumn);
+  if (!isNode(v)) return false;
+  for (const [key, child] of Object.entries(v)) {
+    if (key === 'ColumnRef') return true;
+    if (key === 'SubLink') {
+      // The subquery's own columns do not tie the predicate to the row; only its test expression does.
+      if (isNode(child) && referencesColumn(child['testexpr'])) return true;
+      continue;
+    }
+    if (referencesColumn(child)) return true;
+  }
+  return false;
 }
 
 /** A predicate true for every row: constant, `x = x`, or an OR with such a branch. */
@@ -230,6 +255,7 @@ function isTautology(v: unknown, c: Collector): boolean {
   if (u === undefined) return false;
   const [key, body] = u;
   if (key === 'BoolExpr' && field(body, 'boolop') === 'OR_EXPR') return asList(field(body, 'args')).some((a) => isTautology(a, c));
+  if (key === 'BoolExpr' && field(body, 'boolop') === 'AND_EXPR') return asList(field(body, 'args')).every((a) => isTautology(a, c));
   if (key === 'A_Expr' && field(body, 'kind') === 'AEXPR_OP' && strings(field(body, 'name')).join('.') === '=') {
     const l = field(body, 'lexpr');
     const r = field(body, 'rexpr');
@@ -252,17 +278,23 @@ function strip(v: unknown, values: boolean): unknown {
   return out;
 }
 
-/** Depth-first walk over every wrapped node of a parse (sub)tree. */
-function walkTree(v: unknown, visit: (key: string) => void): void {
-  if (Array.isArray(v)) {
-    for (const item of v) walkTree(item, visit);
-    return;
-  }
-  if (!isNode(v)) return;
-  for (const [key, child] of Object.entries(v)) {
-    if (/^[A-Z]/.test(key) && isNode(child)) visit(key);
-    walkTree(child, visit);
-  }
+function writesCatalog(stmt: Node): boolean {
+  const rel = asNode(field(stmt, 'relation'));
+  if (rel === undefined) return false;
+  const name = field(rel, 'relname');
+  const schema = field(rel, 'schemaname');
+  return schema === 'pg_catalog' || (schema === undefined && typeof name === 'string' && name.startsWith('pg_'));
+}
+
+/** SET TRANSACTION / SESSION CHARACTERISTICS / BEGIN … READ WRITE: leaves a read-only default. */
+function readWrite(options: unknown): boolean {
+  return asList(options).some((o) => {
+    const u = unwrap(o);
+    if (u?.[0] !== 'DefElem' || field(u[1], 'defname') !== 'transaction_read_only') return false;
+    const arg = unwrap(field(u[1], 'arg'));
+    const ival = arg?.[0] === 'A_Const' ? asNode(field(arg[1], 'ival')) : undefined;
+    return ival === undefined || field(ival, 'ival') !== 1;
+  });
 }
 
 function hasAnalyze(options: unknown, c: Collector): boolean {
@@ -289,17 +321,27 @@ function hasAnalyze(options: unknown, c: Collector): boolean {
 function visitStatement(key: string, body: Node, c: Collector): void {
   const fixed = FIXED[key];
   if (fixed !== undefined) c.add(...fixed);
+  if (key === 'TransactionStmt' && readWrite(field(body, 'options'))) c.add('admin');
   switch (key) {
-    case 'SelectStmt':
+    case 'SelectStmt': {
       c.add(field(body, 'intoClause') !== undefined ? 'write' : 'read');
       if (asList(field(body, 'lockingClause')).length > 0) c.add('write');
+      // The branches of UNION / INTERSECT / EXCEPT are SELECTs too (and may carry INTO or FOR UPDATE).
+      for (const branch of [field(body, 'larg'), field(body, 'rarg')]) {
+        const b = asNode(branch);
+        if (b !== undefined) visitStatement('SelectStmt', b, c);
+      }
       break;
+    }
     case 'InsertStmt':
       c.add('write');
+      if (writesCatalog(body)) c.add('opaque');
       break;
     case 'UpdateStmt':
     case 'DeleteStmt': {
       c.add('write');
+      // UPDATE pg_settings is set_config; other catalogs are not data either.
+      if (writesCatalog(body)) c.add('opaque');
       const where = field(body, 'whereClause');
       if (where === undefined || isTautology(where, c)) c.add('destructive');
       break;
@@ -328,10 +370,14 @@ function visitStatement(key: string, body: Node, c: Collector): void {
       if (!hasAnalyze(field(body, 'options'), c)) {
         c.add('read');
         // Tables and functions still count for rules; the classes of the explained statement do not.
+        // The planner runs IMMUTABLE functions while planning: the classes of calls, casts and
+        // operators count; those of the statement kind do not.
         const explained = new Collector();
         walkChildren(body, explained);
         for (const t of explained.tables) c.tables.add(t);
         for (const f of explained.functions) c.functions.add(f);
+        for (const k of explained.callClasses) c.add(k);
+        if (explained.literalSensitive) c.literalSensitive = true;
         return;
       }
       break;
@@ -343,10 +389,9 @@ function visitStatement(key: string, body: Node, c: Collector): void {
       break;
     case 'VariableSetStmt': {
       const name = field(body, 'name');
-      const kind = field(body, 'kind');
       if (typeof name === 'string') c.add(settingClass(name));
-      else if (kind === 'VAR_RESET_ALL') c.add('session');
       else c.add('session');
+      if (readWrite(field(body, 'args'))) c.add('admin');
       break;
     }
     case 'AlterTableStmt': {
@@ -390,6 +435,7 @@ function walkChildren(body: Node, c: Collector): void {
     if (typeof name === 'string') c.cteNames.add(name);
   }
   for (const [key, child] of Object.entries(body)) {
+    if (key === 'larg' || key === 'rarg') continue; // visited as statements
     if (key === 'withClause' || key === 'whereClause' || key === 'query' || key === 'ctequery' || /^[a-z]/.test(key)) {
       visitValue(child, c);
     }
@@ -418,8 +464,38 @@ function visitValue(v: unknown, c: Collector): void {
       continue;
     }
     if (key === 'FuncCall') visitCall(child, c);
+    if (key === 'A_Expr') visitOperator(child, c);
+    if (key === 'TypeCast') visitCast(child, c);
     visitValue(child, c);
   }
+}
+
+/** Operators of the built-in types. Any other operator may be user-defined: it runs a function. */
+const BUILTIN_OPERATORS = new Set(
+  `= <> != < > <= >= + - * / % ^ || |/ ||/ @ & | # ~ << >> ~~ ~~* !~~ !~~* ~* !~ !~* @> <@ && -> ->> #> #>> #- ? ?| ?& @? @@ @@@ <-> -|- &< &> <<| |>> &<| |&> ?# ?- ?-| ?|| ## <^ >^ <<= >>= !! !!=`.split(' '),
+);
+
+function visitOperator(expr: Node, c: Collector): void {
+  const names = strings(field(expr, 'name'));
+  const op = names[names.length - 1] ?? '';
+  const schema = names.length >= 2 ? names[names.length - 2] : undefined;
+  if ((schema !== undefined && schema !== 'pg_catalog') || !BUILTIN_OPERATORS.has(op)) c.call('opaque');
+}
+
+/** Types of pg_catalog. A cast to another type may run a domain CHECK or a user cast function. */
+const BUILTIN_TYPES = new Set(
+  `bool boolean int2 int4 int8 smallint integer int bigint float4 float8 real double numeric decimal money text varchar char bpchar name
+   bytea date time timetz timestamp timestamptz interval uuid json jsonb xml inet cidr macaddr macaddr8 bit varbit tsvector tsquery
+   oid regclass regproc regprocedure regtype regnamespace regrole regoper regoperator regconfig regdictionary point line lseg box path
+   polygon circle int4range int8range numrange daterange tsrange tstzrange record void cstring anyelement unknown`.split(/\s+/),
+);
+
+function visitCast(cast: Node, c: Collector): void {
+  const typeName = asNode(field(cast, 'typeName'));
+  const names = typeName === undefined ? [] : strings(field(typeName, 'names'));
+  const type = names[names.length - 1] ?? '';
+  const schema = names.length >= 2 ? names[names.length - 2] : undefined;
+  if ((schema !== undefined && schema !== 'pg_catalog') || !BUILTIN_TYPES.has(type)) c.call('opaque');
 }
 
 function visitCall(call: Node, c: Collector): void {
@@ -429,10 +505,10 @@ function visitCall(call: Node, c: Collector): void {
   if (fn.qualified === 'pg_catalog.set_config') {
     const setting = constString(asList(field(call, 'args'))[0]);
     c.literalSensitive = true;
-    c.add(setting === undefined ? 'opaque' : settingClass(setting));
+    c.call(setting === undefined ? 'opaque' : settingClass(setting));
     return;
   }
-  c.add(fn.cls);
+  c.call(fn.cls);
 }
 
 function fromNames(list: unknown, c: Collector): void {
