@@ -26,7 +26,8 @@ export interface CompiledRule {
   readonly message: string | undefined;
   readonly approval: ApprovalSettings | undefined;
   readonly sql: { readonly classes?: ReadonlySet<SqlClass>; readonly tables?: readonly Matcher[]; readonly functions?: readonly Matcher[] } | undefined;
-  readonly ssh: { readonly commands: readonly Matcher[] } | undefined;
+  /** command globs, and the globs of their first word (the program) for commands with run-time arguments */
+  readonly ssh: { readonly commands: readonly Matcher[]; readonly programs: readonly Matcher[] } | undefined;
 }
 
 export interface PolicyBundle {
@@ -89,6 +90,15 @@ function compileGlobs(list: readonly string[] | undefined, where: string): Match
   });
 }
 
+/** The program part of a command glob: up to the first unescaped space. */
+function firstWord(glob: string): string {
+  for (let i = 0; i < glob.length; i++) {
+    if (glob[i] === '\\') i++;
+    else if (glob[i] === ' ') return glob.slice(0, i);
+  }
+  return glob;
+}
+
 function compileApprovalRules(rule: ApprovalRule): CompiledRule[] {
   return rule.spec.rules.map((r) => {
     const id = `${rule.metadata.name ?? ''}/${r.name}`;
@@ -116,7 +126,13 @@ function compileApprovalRules(rule: ApprovalRule): CompiledRule[] {
               ...(sql.tables !== undefined ? { tables: compileGlobs(sql.tables, `rule "${id}"`) ?? [] } : {}),
               ...(sql.functions !== undefined ? { functions: compileGlobs(sql.functions, `rule "${id}"`) ?? [] } : {}),
             },
-      ssh: ssh === undefined ? undefined : { commands: compileGlobs(ssh.commands, `rule "${id}"`) ?? [] },
+      ssh:
+        ssh === undefined
+          ? undefined
+          : {
+              commands: compileGlobs(ssh.commands, `rule "${id}"`) ?? [],
+              programs: compileGlobs(ssh.commands.map(firstWord), `rule "${id}"`) ?? [],
+            },
     };
   });
 }

@@ -146,7 +146,12 @@ function shellRuleMatches(rule: CompiledRule, u: Unit): boolean {
   if (ssh === undefined || analysis === undefined) return false;
   // A line that cannot be resolved statically matches every rule that could stop it.
   if (analysis.unresolvable) return rule.action !== 'Allow';
-  return anyMatch(ssh.commands, analysis.commands.map((c) => c.text));
+  if (anyMatch(ssh.commands, analysis.commands.map((c) => c.text))) return true;
+  // Arguments known only at run time (variables, brace or glob expansion, xargs) could be
+  // anything: such a command matches every stopping rule written for its program.
+  if (rule.action === 'Allow') return false;
+  const dynamicPrograms = analysis.commands.filter((c) => c.dynamic).map((c) => c.argv[0] ?? '');
+  return anyMatch(ssh.programs, dynamicPrograms);
 }
 
 /** Decides one SSH command line. An unresolvable line is never allowed. */

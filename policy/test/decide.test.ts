@@ -128,6 +128,14 @@ test('ssh: wrappers and obfuscations are seen through; unresolvable lines are ne
   assert.equal(hidden.decision, 'Block');
 });
 
+test('ssh: arguments known only at run time match every stopping rule of their program', async () => {
+  const bundle = compileBundle(exampleManifests(), { connection: 'bastion' });
+  for (const line of ['a=-rf; rm $a /', 'rm -r{f,} /', "bash -c 'rm \"$@\"' _ -rf /", 'echo / | xargs rm -rf']) {
+    assert.equal((await decideShell(bundle, line)).decision, 'Block', line);
+  }
+  assert.equal((await decideShell(bundle, 'cat /etc/hostname')).decision, 'Allow', 'static commands are unaffected');
+});
+
 test('an unresolvable line with defaultAction Allow is still refused', async () => {
   const yaml = `apiVersion: airlock.dev/v1alpha1
 kind: AgentConnection

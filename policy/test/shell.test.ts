@@ -112,6 +112,26 @@ const RESOLVED: readonly Case[] = [
   { line: 'builtin echo hi', commands: ['builtin echo hi', 'echo hi'] },
   { line: 'exec -a name rm x', commands: ['exec -a name rm x', 'rm x'] },
   { line: "trap 'rm -rf /' EXIT", commands: ['trap rm -rf / EXIT', 'rm -rf /'] },
+  { line: 'time -- rm -rf /', commands: ['rm -rf /'] },
+  { line: 'time -p -- sudo reboot', commands: ['sudo reboot', 'reboot'] },
+  { line: 'declare -a x=(1 2)', commands: ['declare -a x=(1 2)'] },
+  { line: 'git -c alias.st=status st', commands: ['git -c alias.st=status st'] },
+  { line: 'tar -czf a.tgz dir', commands: ['tar -czf a.tgz dir'] },
+  // more wrappers
+  { line: 'flock -n -w 5 /tmp/l rm -rf /', commands: ['flock -n -w 5 /tmp/l rm -rf /', 'rm -rf /'] },
+  { line: "flock /tmp/l -c 'rm -rf /'", commands: ['flock /tmp/l -c rm -rf /', 'rm -rf /'] },
+  { line: 'setpriv --reuid=0 --init-groups rm x', commands: ['setpriv --reuid=0 --init-groups rm x', 'rm x'] },
+  { line: 'taskset -c 0,1 rm x', commands: ['taskset -c 0,1 rm x', 'rm x'] },
+  { line: 'taskset 0x3 rm x', commands: ['taskset 0x3 rm x', 'rm x'] },
+  { line: 'unshare -m -f --mount-proc rm x', commands: ['unshare -m -f --mount-proc rm x', 'rm x'] },
+  { line: 'pkexec --user root rm x', commands: ['pkexec --user root rm x', 'rm x'] },
+  { line: 'run0 -u root rm x', commands: ['run0 -u root rm x', 'rm x'] },
+  { line: 'nsenter -t 1 -m -u -n rm x', commands: ['nsenter -t 1 -m -u -n rm x', 'rm x'] },
+  { line: 'chrt -f 99 rm x', commands: ['chrt -f 99 rm x', 'rm x'] },
+  { line: 'prlimit --nofile=1024 -n1024 rm x', commands: ['prlimit --nofile=1024 -n1024 rm x', 'rm x'] },
+  { line: 'setarch x86_64 -R rm x', commands: ['setarch x86_64 -R rm x', 'rm x'] },
+  { line: 'ltrace -f -o /tmp/o rm x', commands: ['ltrace -f -o /tmp/o rm x', 'rm x'] },
+  { line: "script -qc 'rm -rf /' /dev/null", commands: ['script -qc rm -rf / /dev/null', 'rm -rf /'] },
 ];
 
 const UNRESOLVABLE: readonly Case[] = [
@@ -156,6 +176,39 @@ const UNRESOLVABLE: readonly Case[] = [
   { line: 'hash -p /bin/rm ls; ls -rf /', commands: ['hash -p /bin/rm ls', 'ls -rf /'], reason: 'hash -p rebinds a command name' },
   { line: 'echo ok\0rm -rf /', commands: [], reason: 'NUL character' },
   { line: `echo ${'a'.repeat(70_000)}`, commands: [], reason: 'too long' },
+  // xargs appending words to a wrapper that has no command of its own
+  { line: 'echo rm -rf / | xargs env', commands: ['echo rm -rf /', 'xargs env', 'env'], reason: 'arguments appended to env' },
+  { line: 'echo shutdown -h now | xargs sudo', commands: ['echo shutdown -h now', 'xargs sudo', 'sudo'], reason: 'arguments appended to sudo' },
+  // rebinding command names through bash's tables
+  { line: 'BASH_CMDS[ls]=/bin/rm; ls -rf /', commands: ['ls -rf /'], reason: 'BASH_CMDS or BASH_ALIASES assignment' },
+  { line: 'BASH_ALIASES=([ls]="rm -rf /")', commands: [], reason: 'BASH_CMDS or BASH_ALIASES assignment' },
+  { line: "declare -A BASH_ALIASES='([ls]=reboot)'", commands: ['declare -A BASH_ALIASES=([ls]=reboot)'], reason: 'BASH_CMDS or BASH_ALIASES assignment' },
+  { line: 'declare -n r=BASH_CMDS', commands: ['declare -n r=BASH_CMDS'], reason: 'BASH_CMDS or BASH_ALIASES assignment' },
+  { line: 'read BASH_CMDS[ls]', commands: ['read BASH_CMDS[ls]'], reason: 'BASH_CMDS or BASH_ALIASES assignment' },
+  { line: 'shopt -s expand_aliases', commands: ['shopt -s expand_aliases'], reason: 'expand_aliases' },
+  // a quoted array value is parsed as code
+  { line: "declare -a 'x=($(rm -rf /))'", commands: ['declare -a x=($(rm -rf /))'], reason: 'array value parsed as code' },
+  { line: "local -A 'x=([a]=`reboot`)'", commands: ['local -A x=([a]=`reboot`)'], reason: 'array value parsed as code' },
+  { line: "typeset -a 'x=$y'", commands: ['typeset -a x=$y'], reason: 'array value parsed as code' },
+  // dash has no $'...': it would split the script differently from bash
+  { line: `sh -c "echo $'a' ; reboot"`, commands: ["sh -c echo $'a' ; reboot"], reason: "$'...' in a POSIX shell script" },
+  { line: `dash -c "echo $'x'"`, commands: ["dash -c echo $'x'"], reason: "$'...' in a POSIX shell script" },
+  // variables whose value other programs run
+  { line: "LESSOPEN='|reboot %s' less f", commands: ['less f'], reason: 'variable holding a command or code' },
+  { line: 'env LD_PRELOAD=/tmp/x.so ls', commands: ['env LD_PRELOAD=/tmp/x.so ls', 'ls'], reason: 'variable holding a command or code' },
+  { line: 'export GIT_SSH_COMMAND=reboot', commands: ['export GIT_SSH_COMMAND=reboot'], reason: 'variable holding a command or code' },
+  { line: 'sudo PAGER=reboot git log', commands: ['sudo PAGER=reboot git log', 'git log'], reason: 'variable holding a command or code' },
+  { line: 'run0 --setenv=NODE_OPTIONS=-r/x node', commands: ['run0 --setenv=NODE_OPTIONS=-r/x node', 'node'], reason: 'variable holding a command or code' },
+  // commands that run code given in options
+  { line: "git -c 'alias.x=!rm -rf /' x", commands: ['git -c alias.x=!rm -rf / x'], reason: 'git alias or config that runs a command' },
+  { line: 'git --config-env=alias.x=V x', commands: ['git --config-env=alias.x=V x'], reason: 'git alias or config that runs a command' },
+  { line: 'tar -cf a.tar --checkpoint=1 --checkpoint-action=exec=reboot .', commands: ['tar -cf a.tar --checkpoint=1 --checkpoint-action=exec=reboot .'], reason: 'tar option that runs a command' },
+  { line: 'tar -xf a.tar --to-command=reboot', commands: ['tar -xf a.tar --to-command=reboot'], reason: 'tar option that runs a command' },
+  { line: 'tar -cI reboot -f a.tar .', commands: ['tar -cI reboot -f a.tar .'], reason: 'tar option that runs a command' },
+  { line: 'tar --use-compress=reboot -cf a .', commands: ['tar --use-compress=reboot -cf a .'], reason: 'tar option that runs a command' },
+  { line: 'tar cf a.tar *', commands: ['tar cf a.tar *'], reason: 'tar option that runs a command' },
+  { line: 'echo x | xargs tar cf a.tar', commands: ['echo x', 'xargs tar cf a.tar', 'tar cf a.tar'], reason: 'arguments appended to tar' },
+  { line: 'unshare -m', commands: ['unshare -m'], reason: 'shell reading commands from standard input' },
 ];
 
 for (const c of RESOLVED) {
@@ -186,6 +239,25 @@ for (const c of UNRESOLVABLE) {
     }
   });
 }
+
+test('dynamic: arguments only known at run time', async () => {
+  const dynamic = async (line: string): Promise<(readonly [string, boolean])[]> => {
+    const a = await analyzeShell(line);
+    assert.equal(a.unresolvable, false, `reasons ${JSON.stringify(a.reasons)}`);
+    return a.commands.map((c) => [c.text, c.dynamic] as const);
+  };
+  assert.deepEqual(await dynamic('rm -rf /'), [['rm -rf /', false]]);
+  assert.deepEqual(await dynamic('rm -r{f,} /'), [['rm -r{f,} /', true]]);
+  assert.deepEqual(await dynamic('a=-rf; rm $a /'), [['rm $a /', true]]);
+  assert.deepEqual(await dynamic('set -- -rf /; rm "$@"'), [['set -- -rf /', false], ['rm $@', true]]);
+  assert.deepEqual(await dynamic('rm /tmp/*.log'), [['rm /tmp/*.log', true]]);
+  assert.deepEqual(await dynamic("rm '/tmp/*.log'"), [['rm /tmp/*.log', false]]);
+  assert.deepEqual(await dynamic("bash -c 'rm \"$@\"' _ -rf /"), [['bash -c rm "$@" _ -rf /', false], ['rm $@', true]]);
+  // xargs without -I appends the words it reads; the wrapper's own words are static.
+  assert.deepEqual(await dynamic('echo / | xargs rm -rf'), [['echo /', false], ['xargs rm -rf', false], ['rm -rf', true]]);
+  assert.deepEqual(await dynamic('xargs sudo rm'), [['xargs sudo rm', false], ['sudo rm', true], ['rm', true]]);
+  assert.deepEqual(await dynamic('ls | xargs -I{} mv {} /tmp'), [['ls', false], ['xargs -I{} mv {} /tmp', false], ['mv {} /tmp', true]]);
+});
 
 test('mapfile -C runs its callback as code', async () => {
   const a = await analyzeShell("mapfile -C 'reboot' -c 1 < f");

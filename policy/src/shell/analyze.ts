@@ -18,6 +18,12 @@ export interface SimpleCommand {
   readonly argv: readonly string[];
   /** argv joined by single spaces: what rule globs are matched against */
   readonly text: string;
+  /**
+   * true when an argument (not the program) is only known at run time: an expansion (`$x`,
+   * `"$@"`, `$(...)`), brace expansion, an unquoted glob, or arguments xargs appends from its input.
+   * Policy treats such a command as matching every rule that names its program.
+   */
+  readonly dynamic: boolean;
 }
 
 export interface ShellAnalysis {
@@ -64,8 +70,8 @@ class Sink {
   fail(reason: string): void {
     if (!this.reasons.includes(reason)) this.reasons.push(reason);
   }
-  add(argv: readonly string[]): void {
-    this.commands.push(Object.freeze({ argv: Object.freeze([...argv]), text: argv.join(' ') }));
+  add(argv: readonly string[], dynamic: boolean): void {
+    this.commands.push(Object.freeze({ argv: Object.freeze([...argv]), text: argv.join(' '), dynamic }));
   }
 }
 
@@ -160,6 +166,8 @@ interface Arg {
   readonly pattern: boolean;
   /** starts with an unquoted `NAME=` (an assignment when it precedes the command) */
   readonly assignment: boolean;
+  /** ends with an array literal `(...)` the parser read as syntax (`a=(1 2)`), not quoted text */
+  readonly arrayLiteral?: boolean;
 }
 
 const ASSIGNMENT = /^[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=/;
@@ -258,11 +266,20 @@ function riskySubscript(name: string): boolean {
 }
 
 /** Variables whose values bash expands as code (prompts) or sources as a file. */
-const CODE_VARIABLES = new Set(['PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'BASH_ENV', 'ENV']);
+const CODE_VARIABLES = new Set(['PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'PROMPT_COMMAND', 'BASH_ENV', 'ENV', 'BASHOPTS']);
+/** Variables whose values other programs run as commands or load as code. */
+const PROGRAM_VARIABLES = new Set([
+  'LESSOPEN', 'LESSCLOSE', 'PAGER', 'GIT_PAGER', 'MANPAGER', 'SYSTEMD_PAGER', 'EDITOR', 'VISUAL', 'GIT_EDITOR', 'GIT_SSH_COMMAND', 'GIT_SSH',
+  'GIT_EXTERNAL_DIFF', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'GCONV_PATH', 'PERL5OPT', 'PYTHONSTARTUP', 'NODE_OPTIONS',
+]);
+/** bash's command hash table and alias table: setting a key rebinds a command name. */
+const BINDING_VARIABLES = /^(?:BASH_CMDS|BASH_ALIASES)(?:\[|$)/;
 
 /** Checks a variable name about to be set for code that runs because of it. */
 function checkVariable(name: string, sink: Sink): void {
   if (CODE_VARIABLES.has(name)) sink.fail('prompt or startup variable assignment');
+  if (PROGRAM_VARIABLES.has(name)) sink.fail('variable holding a command or code');
+  if (BINDING_VARIABLES.test(name)) sink.fail('BASH_CMDS or BASH_ALIASES assignment');
   // bash imports `BASH_FUNC_name%%=() { ...; }` from its environment as a function.
   if (name.startsWith('BASH_FUNC_')) sink.fail('exported function');
   if (riskySubscript(name)) sink.fail('array subscript may run code');
@@ -271,6 +288,8 @@ function checkVariable(name: string, sink: Sink): void {
 /** Checks an assignment word (`NAME=value`, `a[i]+=v`). */
 function checkAssignment(text: string, sink: Sink): void {
   checkVariable(/^[^=+]*/.exec(text)?.[0] ?? '', sink);
+  // A nameref (`declare -n r=BASH_CMDS`) reaches the tables under another name.
+  if (/BASH_CMDS|BASH_ALIASES/.test(text)) sink.fail('BASH_CMDS or BASH_ALIASES assignment');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,6 +462,9 @@ class Parser {
         this.skipBlanks();
         if (kw === 'time' && /-p(?=[ \t\n;&|()<>]|$)/y.test(this.src.slice(this.pos, this.pos + 3))) this.pos += 2;
         this.skipBlanks();
+        // bash's `time` also takes `--` before the pipeline (`time -p -- rm x`).
+        if (kw === 'time' && /--(?=[ \t\n;&|()<>]|$)/y.test(this.src.slice(this.pos, this.pos + 3))) this.pos += 2;
+        this.skipBlanks();
         const op = this.op();
         if (this.pos >= this.src.length || (op !== undefined && op !== '(' && !REDIRECTS.has(op) && !this.atWord())) return;
       }
@@ -498,7 +520,7 @@ class Parser {
         this.skipBlanks();
         if (this.at('((')) this.parseArith(2, '))');
         else {
-          this.readWord();
+          checkVariable(this.readWord().text, this.sink);
           this.skipNewlines();
           if (this.isKeyword('in')) {
             this.pos += 2;
@@ -663,7 +685,7 @@ class Parser {
       // `a=(1 2)` and `declare -a a=(1 2)`: an array literal follows a word ending in `=`.
       if (this.peek() === '(' && word.text.endsWith('=')) {
         const raw = this.parseArrayLiteral();
-        if (words.at(-1) === word) words[words.length - 1] = { ...word, text: word.text + raw };
+        if (words.at(-1) === word) words[words.length - 1] = { ...word, text: word.text + raw, arrayLiteral: true };
       }
     }
     if (words.length > 0) this.commands.push({ args: words, stdin: input });
@@ -947,31 +969,39 @@ class Parser {
 // ---------------------------------------------------------------------------------------------
 // Resolution: program names and wrappers
 
-type Step = { readonly argv: readonly Arg[] } | { readonly script: Arg } | { readonly reason: string };
+/** `appended`: xargs adds arguments read from its input after these. */
+type Step = { readonly argv: readonly Arg[]; readonly appended?: boolean } | { readonly script: Arg } | { readonly reason: string };
 
-/** Adds a command (and, recursively, what it wraps) to the sink. */
-async function resolve(args: readonly Arg[], stdin: Stdin, depth: number, sink: Sink, wrappers = 0): Promise<void> {
+/** Adds a command (and, recursively, what it wraps) to the sink. `appended`: see Step. */
+async function resolve(args: readonly Arg[], stdin: Stdin, depth: number, sink: Sink, wrappers = 0, appended = false): Promise<void> {
   const prog = args[0];
   if (prog === undefined) return;
   const rest = args.slice(1).map((a) => a.text);
+  const dynamic = appended || args.slice(1).some((a) => a.dynamic || a.pattern);
   if (prog.dynamic || prog.pattern) {
     // A command substitution was reported where it was found.
     if (prog.pattern) sink.fail('glob or brace expansion as program');
     else if (!prog.subst) sink.fail('variable as program');
-    sink.add([prog.text, ...rest]);
+    sink.add([prog.text, ...rest], dynamic);
     return;
   }
   const slash = prog.text.lastIndexOf('/');
   const name = slash >= 0 && slash < prog.text.length - 1 ? prog.text.slice(slash + 1) : prog.text;
-  sink.add([name, ...rest]);
+  sink.add([name, ...rest], dynamic);
   checkBuiltin(name, args, sink);
-  for (const step of unwrap(name, args, stdin, sink)) {
+  const steps = unwrap(name, args, stdin, sink);
+  // Appended words could be the wrapped command, options that change what runs, or file names
+  // that turn into options (tar's --to-command).
+  if (appended && (APPEND_UNSAFE.has(name) || (WRAPPERS.has(name) && steps.every((step) => 'reason' in step)))) {
+    sink.fail(`arguments appended to ${name}`);
+  }
+  for (const step of steps) {
     if ('reason' in step) sink.fail(step.reason);
     else if ('script' in step) {
       if (step.script.dynamic) sink.fail('dynamic shell command');
       else await analyzeScript(step.script.text, depth + 1, sink);
     } else if (wrappers >= MAX_WRAPPERS) sink.fail('too many wrappers');
-    else await resolve(step.argv, stdin, depth, sink, wrappers + 1);
+    else await resolve(step.argv, stdin, depth, sink, wrappers + 1, appended || step.appended === true);
   }
 }
 
@@ -1130,6 +1160,91 @@ const SPEC_TABLE: Record<string, OptSpec> = {
       noediting: '', 'pretty-print': '', rcfile: ':', 'init-file': ':', ...HELP,
     },
   },
+  flock: {
+    flags: 'sexnoFuhV',
+    withArg: 'wE',
+    long: {
+      shared: 's', exclusive: 'x', unlock: 'u', nonblock: 'n', nb: 'n', timeout: 'w', wait: 'w', 'conflict-exit-code': 'E', close: 'o', 'no-fork': 'F',
+      verbose: '', ...HELP,
+    },
+  },
+  setpriv: {
+    flags: 'dhV',
+    long: {
+      dump: 'd', nnp: '', 'no-new-privs': '', 'inh-caps': ':', 'ambient-caps': ':', 'bounding-set': ':', ruid: ':', euid: ':', rgid: ':', egid: ':',
+      reuid: ':', regid: ':', 'clear-groups': '', 'keep-groups': '', 'init-groups': '', groups: ':', securebits: ':', pdeathsig: ':',
+      'selinux-label': ':', 'apparmor-profile': ':', 'landlock-access': ':', 'landlock-rule': ':', 'reset-env': '', ...HELP,
+    },
+  },
+  taskset: { flags: 'apchV', long: { 'all-tasks': 'a', pid: 'p', 'cpu-list': 'c', ...HELP } },
+  unshare: {
+    flags: 'fhVmuinpCTUrc',
+    withArg: 'RwSGl',
+    long: {
+      mount: '', uts: '', ipc: '', net: '', pid: '', user: '', cgroup: '', time: '', fork: 'f', 'kill-child': '', 'mount-proc': '', propagation: ':',
+      setgroups: ':', 'map-user': ':', 'map-group': ':', 'map-users': ':', 'map-groups': ':', 'map-auto': '', 'map-root-user': 'r',
+      'map-current-user': 'c', 'keep-caps': '', root: 'R', wd: 'w', setuid: 'S', setgid: 'G', 'load-interp': 'l', monotonic: ':', boottime: ':', ...HELP,
+    },
+  },
+  pkexec: { withArg: 'u', long: { user: 'u', 'disable-internal-agent': '', 'keep-cwd': '', ...HELP } },
+  run0: {
+    flags: 'hVi',
+    withArg: 'ugD',
+    long: {
+      'no-ask-password': '', machine: ':', unit: ':', property: ':', description: ':', slice: ':', 'slice-inherit': '', user: 'u', group: 'g',
+      nice: ':', chdir: 'D', setenv: ':', background: ':', 'shell-prompt-prefix': ':', lightweight: ':', pty: '', pipe: '', area: ':',
+      'via-shell': '', empower: '', ...HELP,
+    },
+  },
+  nsenter: {
+    flags: 'ahVeFZ',
+    withArg: 'tSG',
+    optArg: 'muinpCUTrwW',
+    long: {
+      all: 'a', target: 't', mount: 'm', uts: 'u', ipc: 'i', net: 'n', pid: 'p', cgroup: 'C', user: 'U', time: 'T', setuid: 'S', setgid: 'G',
+      'preserve-credentials': '', root: 'r', wd: 'w', wdns: 'W', env: 'e', 'no-fork': 'F', 'follow-context': 'Z', 'join-cgroup': '',
+      'user-parent': '', 'keep-caps': '', ...HELP,
+    },
+  },
+  chrt: {
+    flags: 'abdfiompRrvhV',
+    withArg: 'TPD',
+    long: {
+      'all-tasks': 'a', batch: 'b', deadline: 'd', fifo: 'f', idle: 'i', other: 'o', rr: 'r', 'reset-on-fork': 'R', 'sched-runtime': 'T',
+      'sched-period': 'P', 'sched-deadline': 'D', pid: 'p', max: 'm', verbose: 'v', ...HELP,
+    },
+  },
+  prlimit: {
+    flags: 'hV',
+    withArg: 'po',
+    optArg: 'cdefilmnqrstuvxy',
+    long: {
+      pid: 'p', output: 'o', noheadings: '', raw: '', verbose: '', core: 'c', data: 'd', nice: 'e', fsize: 'f', sigpending: 'i', memlock: 'l',
+      rss: 'm', nofile: 'n', msgqueue: 'q', rtprio: 'r', stack: 's', cpu: 't', nproc: 'u', as: 'v', locks: 'x', rttime: 'y', ...HELP,
+    },
+  },
+  setarch: {
+    flags: 'vhV3BFILRSTXZ',
+    long: {
+      'addr-no-randomize': 'R', 'fdpic-funcptrs': 'F', 'mmap-page-zero': 'Z', 'addr-compat-layout': 'L', 'read-implies-exec': 'X', '32bit': 'B',
+      'short-inode': 'I', 'whole-seconds': 'S', 'sticky-timeouts': 'T', '3gb': '3', '4gb': '', 'uname-2.6': '', verbose: 'v', list: '', ...HELP,
+    },
+  },
+  ltrace: {
+    flags: 'bcCfhiLrStTV',
+    withArg: 'aADeFlnopsuwx',
+    long: { align: 'a', demangle: 'C', debug: 'D', config: 'F', library: 'l', output: 'o', where: 'w', indent: 'n', 'no-signals': 'b', ...HELP },
+  },
+  script: {
+    flags: 'aefqhV',
+    withArg: 'cEBIOTm',
+    optArg: 't',
+    long: {
+      append: 'a', command: 'c', echo: 'E', return: 'e', flush: 'f', force: '', 'log-io': 'B', 'log-in': 'I', 'log-out': 'O', 'log-timing': 'T',
+      'logging-format': 'm', quiet: 'q', timing: 't', ...HELP,
+    },
+    permute: true,
+  },
   command: { flags: 'pvV' },
   exec: { flags: 'cl', withArg: 'a' },
   trap: { flags: 'lpP' },
@@ -1140,6 +1255,14 @@ const READ: OptSpec = { flags: 'ers', withArg: 'adinNptu' };
 
 /** Shells whose `-c STR` is parsed (as bash: close enough to find the commands, or a parse error). */
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'rbash', 'fish', 'csh', 'tcsh']);
+/** POSIX shells (/bin/sh is dash): no `$'...'`, so bash would split their scripts differently. */
+const POSIX_SHELLS = new Set(['sh', 'dash', 'ash', 'posh']);
+/** Commands that run another command given as their arguments. */
+const WRAPPERS = new Set([
+  ...SHELLS, ...Object.keys(SPEC_TABLE).filter((n) => !['trap', 'mapfile'].includes(n)), 'runuser', 'builtin', 'busybox', 'find',
+]);
+/** Commands where words xargs appends can change what runs even after a static command. */
+const APPEND_UNSAFE = new Set(['find', 'watch', 'su', 'runuser', 'script', 'git', 'tar']);
 const FIND_EXEC = new Set(['-exec', '-execdir', '-ok', '-okdir']);
 
 /** The option syntax of a wrapper (aliases share one). */
@@ -1176,10 +1299,12 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
   const command = (argv: readonly Arg[]): Step[] => (argv.length > 0 ? [{ argv }] : []);
   if (SHELLS.has(name)) {
     if (has('help') || has('version')) return [];
+    if (args.some((a) => a.text === 'expand_aliases')) return [{ reason: 'expand_aliases' }];
     const operands = rest[0]?.text === '-' ? rest.slice(1) : rest;
     if (has('c')) {
       const script = operands[0];
-      return script === undefined ? [{ reason: 'shell without its command string' }] : [{ script }];
+      if (script === undefined) return [{ reason: 'shell without its command string' }];
+      return POSIX_SHELLS.has(name) && script.text.includes("$'") ? [{ reason: "$'...' in a POSIX shell script" }] : [{ script }];
     }
     return operands.length > 0 && !has('s') ? [{ reason: 'script file' }] : [stdinShell(stdin)];
   }
@@ -1206,6 +1331,52 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
       return rest.length === 1 ? [stdinShell(stdin)] : command(rest.slice(1));
     case 'ionice':
       return has('p') || has('P') || has('u') ? [] : command(rest);
+    case 'flock': {
+      // flock [opts] FILE cmd... | flock [opts] FILE -c STR | flock [opts] FD
+      const flag = rest[1]?.text;
+      const script = rest[2];
+      if (flag === '-c' || flag === '--command') return script === undefined ? [] : [{ script }];
+      return command(rest.slice(1));
+    }
+    case 'taskset':
+      return has('p') ? [] : command(rest.slice(1));
+    case 'chrt':
+      if (has('p') || has('m')) return [];
+      // The priority is optional for policies that do not use one (newer util-linux).
+      return command(/^\d+$/.test(rest[0]?.text ?? '') ? rest.slice(1) : rest);
+    case 'prlimit':
+      return has('p') ? [] : command(rest);
+    case 'setpriv':
+      return command(rest);
+    case 'run0': {
+      const env = s?.opts.get('setenv');
+      if (env !== undefined) checkAssignment(env.text, sink);
+      return rest.length === 0 ? [stdinShell(stdin)] : command(rest);
+    }
+    case 'unshare':
+    case 'pkexec':
+    case 'nsenter':
+      // Without a command they start a shell.
+      return rest.length === 0 ? [stdinShell(stdin)] : command(rest);
+    case 'setarch': {
+      // setarch ARCH [opts] [cmd...]: the architecture comes before the options.
+      const arch = args[1];
+      if (arch === undefined || arch.dynamic) return [{ reason: 'dynamic argument to setarch' }];
+      if (arch.text.startsWith('-')) return [];
+      const t = scanOptions(name, [args[0] ?? arch, ...args.slice(2)], SPECS.get('setarch') ?? {});
+      if (t.error !== undefined) return [{ reason: t.error }];
+      return t.rest.length === 0 ? [stdinShell(stdin)] : command(t.rest);
+    }
+    case 'script': {
+      const c = s?.opts.get('c');
+      if (c !== undefined) return [{ script: c }];
+      return has('help') || has('version') ? [] : [stdinShell(stdin)];
+    }
+    case 'git':
+      return gitRunsConfigCode(args) ? [{ reason: 'git alias or config that runs a command' }] : [];
+    case 'tar':
+      return tarRunsCommand(args) ? [{ reason: 'tar option that runs a command' }] : [];
+    case 'ltrace':
     case 'strace':
     case 'nohup':
     case 'nice':
@@ -1223,7 +1394,9 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
     case 'xargs': {
       // The replacement string stands for input data: where it appears the value is unknown.
       const marker = s?.opts.get('I')?.text ?? (has('i') ? (s?.opts.get('i')?.text ?? '{}') : '');
-      return command(rest.map((a) => withPlaceholder(a, marker)));
+      const argv = rest.map((a) => withPlaceholder(a, marker));
+      // Without a replacement string, xargs appends the words it reads to the command.
+      return argv.length > 0 ? [{ argv, appended: marker === '' }] : [];
     }
     case 'find': {
       // Any run-time word could expand to `-exec ... ;` (or end one early).
@@ -1245,7 +1418,9 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
       if (has('x')) return command(rest);
       if (rest.length === 0) return [];
       // watch hands its operands, joined by spaces, to `sh -c`.
-      return [{ script: { ...staticArg(rest.map((a) => a.text).join(' ')), dynamic: rest.some((a) => a.dynamic) } }];
+      const text = rest.map((a) => a.text).join(' ');
+      if (text.includes("$'")) return [{ reason: "$'...' in a POSIX shell script" }];
+      return [{ script: { ...staticArg(text), dynamic: rest.some((a) => a.dynamic) } }];
     }
     case 'su':
     case 'runuser': {
@@ -1275,6 +1450,42 @@ function unwrap(name: string, args: readonly Arg[], stdin: Stdin, sink: Sink): S
   }
 }
 
+/** `git -c alias.x='!cmd'` (or `--config-env`) defines a subcommand that runs a shell command. */
+function gitRunsConfigCode(args: readonly Arg[]): boolean {
+  // Only the options before the subcommand configure git; a run-time word there could be `-c`.
+  for (let i = 1; i < args.length; i++) {
+    const a = args[i];
+    if (a === undefined || a.leadingDynamic) return true;
+    if (!a.text.startsWith('-')) return false;
+    const m = /^(-c|--config-env)(?:=(.*))?$/s.exec(a.text);
+    if (m !== null) {
+      const value = m[2] !== undefined ? staticArg(m[2]) : args[++i];
+      if (value === undefined) return false;
+      if (value.dynamic || (/^alias\./i.test(value.text) && (m[1] === '--config-env' || /^[^=]*=\s*!/.test(value.text)))) return true;
+    } else if (/^(?:-C|--git-dir|--work-tree|--namespace|--super-prefix|--exec-path)$/.test(a.text)) i++;
+  }
+  return false;
+}
+
+/** GNU tar options that run a program (long options may be abbreviated to any unique prefix). */
+function tarRunsCommand(args: readonly Arg[]): boolean {
+  const LONG = ['to-command', 'use-compress-program', 'info-script', 'new-volume-script', 'rsh-command', 'rmt-command'];
+  return args.slice(1).some((a, i) => {
+    // A word only known at run time (`*` expanding to a file named `--to-command=...`) could be any option.
+    if (a.leadingDynamic || (a.pattern && /^[*?[{]/.test(a.text))) return true;
+    const t = a.text;
+    if (t.includes('--checkpoint-action=exec') || LONG.some((o) => t.includes(`--${o}`))) return true;
+    const long = /^--([^=]+)(?:=(.*))?$/s.exec(t);
+    if (long !== null) {
+      const n = long[1] ?? '';
+      if (LONG.some((o) => o.startsWith(n))) return true;
+      return n.length > 'checkpoint'.length && 'checkpoint-action'.startsWith(n) && /exec/.test(long[2] ?? '');
+    }
+    // Short options (`-I prog`, `-F script`), also bundled: `-cIf`, or the old style `tar cIf ...`.
+    return (/^-[^-]/.test(t) || (i === 0 && !t.startsWith('-'))) && /[IF]/.test(t.slice(0, t.search(/[^A-Za-z-]|$/)));
+  });
+}
+
 const DECLARATIONS = new Set(['declare', 'typeset', 'local', 'readonly', 'export']);
 
 /**
@@ -1294,6 +1505,11 @@ function checkBuiltin(name: string, args: readonly Arg[], sink: Sink): void {
     for (const a of operands) {
       // `declare "$x"` may turn out to be an option; with -a, a dynamic value is re-parsed as code.
       if ((a.leadingDynamic && name !== 'export') || (/[aA]/.test(flags) && a.dynamic)) sink.fail('dynamic declaration');
+      // A quoted array value (`declare -a 'x=($(cmd))'`, or `(...)` for a name already an array) is parsed as code.
+      const value = a.text.slice(a.text.indexOf('=') + 1);
+      if (a.text.includes('=') && a.arrayLiteral !== true && ((/[aA]/.test(flags) && /[($`]/.test(value)) || (value.startsWith('(') && /[$`]/.test(value)))) {
+        sink.fail('array value parsed as code');
+      }
       checkAssignment(a.text, sink);
       const eq = a.text.indexOf('=');
       if (/n/.test(flags) && eq >= 0) checkName(staticArg(a.text.slice(eq + 1)));
@@ -1328,6 +1544,9 @@ function checkBuiltin(name: string, args: readonly Arg[], sink: Sink): void {
       args.forEach((a, i) => {
         if (a.text === '-v') checkName(args[i + 1]);
       });
+      return;
+    case 'shopt':
+      if (args.some((a) => a.dynamic || a.text === 'expand_aliases')) sink.fail('expand_aliases');
       return;
     case 'alias':
       if (operands.some((a) => a.text.includes('='))) sink.fail('alias definition');
