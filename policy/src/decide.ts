@@ -64,10 +64,8 @@ function decideUnit(bundle: PolicyBundle, u: Unit, matches: (r: CompiledRule, u:
 function combine(bundle: PolicyBundle, results: readonly UnitResult[], classes: readonly SqlClass[], what: string): Decision {
   let action: Action = 'Allow';
   for (const r of results) action = stricter(action, r.action);
-  if (results.length === 0) action = 'Allow';
   const deciding = results.filter((r) => r.action === action);
   const rules = [...new Set(deciding.flatMap((r) => r.rules))];
-  const byDefault = deciding.some((r) => r.rules.length === 0);
   let message: string;
   if (action === 'Allow') message = '';
   else if (rules.length > 0) {
@@ -80,7 +78,7 @@ function combine(bundle: PolicyBundle, results: readonly UnitResult[], classes: 
   return {
     decision: action,
     classes,
-    rules: [...rules.map((r) => r.id), ...(byDefault && rules.length === 0 ? [] : [])],
+    rules: rules.map((r) => r.id),
     message,
     ...(approvalRule?.approval !== undefined ? { approval: approvalRule.approval } : {}),
   };

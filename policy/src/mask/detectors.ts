@@ -277,10 +277,11 @@ const scanUsSsn: Scanner = (text, out) => {
 
 // ---------------------------------------------------------------------------------------------
 // phone: `+` and 8-15 digits (first not 0) with single spaces, dashes or parentheses between
-// digit groups; or North-American `(NXX) XXX-XXXX`, `NXX-XXX-XXXX`, `NXX.XXX.XXXX` (N = 2-9).
+// digit groups; or North-American `(555) 123-4567`, `555-123-4567`, `555.123.4567` (area code
+// and exchange start with 2-9).
 // Plain digit runs and dates have no `+` and the wrong shape, so they are not phones.
 
-/** The `XXX-XXXX` tail of a North-American number; the area code before it is checked by hand. */
+/** The exchange-and-line tail (3 digits, separator, 4 digits) of a North-American number; the area code before it is checked by hand. */
 const NANP_TAIL = /[0-9]{3}[-.][0-9]{4}(?![A-Za-z0-9_]|[-.][0-9])/g;
 
 /** Start of the North-American number whose tail starts at `t`, or -1. */
@@ -288,8 +289,8 @@ function nanpStart(text: string, t: number): number {
   const areaAt = (i: number): boolean =>
     cc(text, i) >= 50 && cc(text, i) <= 57 && isDigit(cc(text, i + 1)) && isDigit(cc(text, i + 2));
   const sep = cc(text, t - 1);
-  if ((sep === 45 || sep === 46) && areaAt(t - 4) && !wordAt(text, t - 5)) return t - 4; // NXX-XXX-XXXX
-  const paren = sep === 32 ? t - 2 : t - 1; // (NXX) XXX-XXXX, (NXX)XXX-XXXX
+  if ((sep === 45 || sep === 46) && areaAt(t - 4) && !wordAt(text, t - 5)) return t - 4; // 555-123-4567
+  const paren = sep === 32 ? t - 2 : t - 1; // (555) 123-4567, (555)123-4567
   if (cc(text, paren) === 41 && areaAt(paren - 3) && cc(text, paren - 4) === 40 && !wordAt(text, paren - 5)) return paren - 4;
   return -1;
 }
