@@ -7,7 +7,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
 UNIT_TESTS := 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
-.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e bench-policy cluster-up cluster-down demo clean
+.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -23,6 +23,7 @@ node_modules/.installed: package.json package-lock.json $(WORKSPACE_MANIFESTS)
 	npm rebuild node
 	npm_config_nodedir=$(NODE_HEADERS) npm rebuild
 	@node -e 'require("re2")' || { echo "install: the re2 native module does not load on $$(node --version)" >&2; exit 1; }
+	@node -e 'require("ssh2/lib/protocol/crypto/build/Release/sshcrypto.node")' || { echo "install: the ssh2 crypto binding does not load on $$(node --version)" >&2; exit 1; }
 	@touch $@
 
 install: node_modules/.installed ## install npm packages (npm ci), including the pinned Node.js 24
@@ -56,6 +57,12 @@ test-e2e: install deps controlplane ## e2e tests only (starts its own control pl
 
 bench-policy: install ## policy engine: µs per SQL decision, MB/s of masking; writes bench/policy.json
 	node policy/bench/policy.bench.ts
+
+bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct vs PgBouncer vs bare relay vs sidecar; writes bench/pg.json
+	node e2e/bench/pg.bench.ts
+
+bench-ssh: install deps ## SSH: 1 GiB cat up/down, keystroke echo latency, session setup, direct vs sidecar; writes bench/ssh.json
+	node e2e/bench/ssh.bench.ts
 
 cluster-up: install controlplane ## start kube-apiserver + etcd on loopback; kubeconfig in .airlock/kubeconfig
 	@bash hack/controlplane/up.sh

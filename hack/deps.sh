@@ -14,6 +14,12 @@ done
 # PostgreSQL server and client (the e2e tests run a real server as the postgres system user)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# PgBouncer (bench-pg compares against it), OpenSSH server and client (the SSH sidecar's tests)
+command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+# asciinema (the SSH recordings are asciicast v2; tests check that it replays them)
+command -v asciinema >/dev/null 2>&1 || missing+=(asciinema)
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 if [[ "$(id -u)" != 0 ]]; then
   echo "deps: missing Debian packages: ${missing[*]}; install them (sudo apt-get install ${missing[*]})" >&2

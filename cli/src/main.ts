@@ -9,13 +9,17 @@ import { validateCommand } from './commands/validate.ts';
 import { checkCommand } from './commands/check.ts';
 import { maskCommand } from './commands/mask.ts';
 import { sessionsCommand } from './commands/sessions.ts';
+import { approvalsCommand } from './commands/approvals.ts';
+import { sidecarCommand } from './commands/sidecar.ts';
 
 type Command = (args: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream) => Promise<number>;
 
 const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map<string, { readonly summary: string; readonly run: Command }>([
+  ['approvals', { summary: 'List, approve or deny statements and commands a local sidecar holds for approval', run: approvalsCommand }],
   ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: checkCommand }],
   ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: maskCommand }],
   ['sessions', { summary: 'Verify a recording\'s hash chain, or show it as a timeline', run: sessionsCommand }],
+  ['sidecar', { summary: 'Run the proxy for one connection from manifests on disk (local mode)', run: sidecarCommand }],
   ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: validateCommand }],
 ]);
 

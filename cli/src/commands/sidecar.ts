@@ -1,0 +1,137 @@
+import { parseArgs } from 'node:util';
+import { formatManifestError } from '@airlock/api';
+import { PolicyError, compileBundle, loadSqlParser } from '@airlock/policy';
+import { LocalApprovals, SidecarError, createLogger, defaultStateDir, resolveUpstream, startPgProxy, startSshProxy, type RunningProxy } from '@airlock/sidecar';
+import { CliError } from '../errors.ts';
+import { loadManifestFiles } from '../files.ts';
+import type { CliIO } from '../io.ts';
+
+export const SIDECAR_HELP = `Usage: airlock sidecar -f <file|dir> [-f ...] --connection <name> [--namespace <ns>]
+                       --recordings-dir <dir> [--listen 127.0.0.1:<port>] [--state-dir <dir>]
+                       [--service-account <sa>] [--pod <name>]
+
+Runs the Airlock proxy for one AgentConnection from manifests (Secrets included), with no
+cluster: the same code the injected sidecar runs. Agents connect to the loopback listener
+(PostgreSQL clients for a postgres connection, ssh for an ssh one); the sidecar logs in
+upstream with the Secret's credentials, decides every statement or command with the
+connection's ApprovalRules, masks results with its MaskingPolicies and records each session
+to <recordings-dir>/<connection>/<session>.jsonl (hash-chained; check with
+'airlock sessions verify').
+
+The listener accepts any user name and password from the agent: it is reachable only inside
+the pod (loopback), and the agent has no credential worth checking. Statements that need
+approval are held; local mode writes the request to <state-dir>/approvals/ and reviewers
+decide it with 'airlock approvals approve|deny'.
+
+Logs are JSON lines on stderr; one line {"message":"ready",...} says the listener is up.
+SIGINT/SIGTERM stop it: sessions are ended and their recordings closed.
+
+Options:
+  -f, --filename <path>        manifest file or directory (repeatable)
+  -c, --connection <name>      the AgentConnection to proxy
+  -n, --namespace <ns>         its namespace, when the name is not unique
+      --listen <host:port>     loopback address (default 127.0.0.1:<spec.listenPort>; port 0 picks one)
+      --recordings-dir <dir>   where recordings are written (required)
+      --state-dir <dir>        local approvals (default: $AIRLOCK_STATE_DIR, else
+                               $XDG_STATE_HOME/airlock, else ~/.local/state/airlock)
+      --service-account <sa>   the agent's service account (ApprovalRule subjects)
+      --pod <name>             the agent's pod name, for recordings and approval requests
+  -h, --help                   show this help
+
+Exit status: 0 after a clean stop; 2 on bad options or manifests.
+`;
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (m === null || host === undefined || !Number.isInteger(port) || port > 65535) throw new CliError('InvalidArgument', `--listen must be host:port, e.g. 127.0.0.1:15432 (got "${text}")`);
+  if (!LOOPBACK.has(host)) throw new CliError('InvalidArgument', `--listen ${text}: the sidecar listens on loopback only (127.0.0.1 or ::1); anything else would expose the connection beyond the pod`);
+  return { host, port };
+}
+
+export async function sidecarCommand(args: readonly string[], io: CliIO): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      connection: { type: 'string', short: 'c' },
+      namespace: { type: 'string', short: 'n' },
+      listen: { type: 'string' },
+      'recordings-dir': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'service-account': { type: 'string' },
+      pod: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    io.stdout.write(SIDECAR_HELP);
+    return 0;
+  }
+  const connection = values.connection;
+  if (connection === undefined) throw new CliError('MissingConnection', '--connection <name> is required');
+  const recordingsDir = values['recordings-dir'];
+  if (recordingsDir === undefined) throw new CliError('MissingArgument', '--recordings-dir <dir> is required (every session is recorded)');
+  const files = values.filename ?? [];
+  if (files.length === 0) throw new CliError('MissingArgument', '-f <file|dir> is required');
+  const loaded = await loadManifestFiles(files);
+  if (loaded.errors.length > 0) throw new CliError('InvalidManifest', `invalid manifests:\n  ${loaded.errors.map(formatManifestError).join('\n  ')}`);
+  const sa = values['service-account'];
+  let bundle;
+  try {
+    await loadSqlParser();
+    bundle = compileBundle(loaded.manifests, { connection, ...(values.namespace !== undefined ? { namespace: values.namespace } : {}), ...(sa !== undefined ? { serviceAccount: sa } : {}) });
+  } catch (err) {
+    if (err instanceof PolicyError) throw new CliError(err.code, err.message);
+    throw err;
+  }
+  let upstream;
+  try {
+    upstream = resolveUpstream(loaded.manifests, connection, bundle.connection.namespace);
+  } catch (err) {
+    if (err instanceof SidecarError) throw new CliError(err.code, err.message);
+    throw err;
+  }
+  const listen = parseListen(values.listen ?? `127.0.0.1:${upstream.listenPort}`);
+  const log = createLogger();
+  const approvals = new LocalApprovals({ stateDir: values['state-dir'] ?? defaultStateDir() });
+  const options = {
+    bundle,
+    upstream,
+    listen,
+    recordingsDir,
+    approvals,
+    log,
+    ...(sa !== undefined ? { serviceAccount: sa } : {}),
+    ...(values.pod !== undefined ? { pod: values.pod } : {}),
+  };
+  let proxy: RunningProxy;
+  try {
+    proxy = upstream.protocol === 'postgres' ? await startPgProxy(options) : await startSshProxy(options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CliError('ListenFailed', `cannot listen on ${listen.host}:${listen.port}: ${e.message}`);
+  }
+  log.info('ready', { connection: `${upstream.namespace}/${upstream.name}`, protocol: upstream.protocol, listen: `${proxy.host}:${proxy.port}`, target: `${upstream.host}:${upstream.port}`, digest: bundle.digest, recordingsDir });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info('stopping', { signal });
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      proxy.close().then(resolve, (err: unknown) => {
+        log.error('stop failed', { error: (err as Error).message });
+        resolve();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  log.info('stopped');
+  await new Promise<void>((resolve) => log.on('finish', resolve).end());
+  io.stderr.write('');
+  return 0;
+}
