@@ -24,3 +24,6 @@ export {
 export { defaultStateDir } from './state.ts';
 export { startSshProxy } from './ssh/proxy.ts';
 export { startPgProxy } from './pg/proxy.ts';
+export { AsciicastWriter, castEventLine, castHeaderLine, verifyCast, type CastCheckpoint, type CastHeader, type CastVerifyResult } from './record/asciicast.ts';
+export { LineEditor, type EditorSegment, type EnterSegment, type DataSegment } from './ssh/line-editor.ts';
+export { sha256Fingerprint, normalizeFingerprint, isPinned } from './ssh/fingerprint.ts';

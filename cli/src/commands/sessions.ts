@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { verifyRecording } from '@airlock/sidecar';
+import { verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 
@@ -8,7 +9,9 @@ export const SESSIONS_HELP = `Usage: airlock sessions verify <recording.jsonl> [
        airlock sessions show <recording.jsonl>
 
 verify  checks a recording's hash chain: exits 0 when intact, 1 naming the first bad record on
-        any edit, deletion, insertion, reordering or truncation.
+        any edit, deletion, insertion, reordering or truncation. An SSH recording's terminal
+        casts (<session>.<channel>.cast, next to it) are checked against the length and
+        SHA-256 checkpoints the chain holds for them: an edited or truncated cast fails too.
           --head <hash>   the chain head anchored outside the recording (AgentSession
                           status.recording.chainHead); a recording cut short no longer ends there
           --allow-open    accept a recording without its session_end record (a live session)
@@ -50,7 +53,22 @@ export function describeRecord(rec: Readonly<Record<string, unknown>>): string {
       what = `${str(rec['phase'])} ${str(rec['request'])}${rec['reviewer'] === undefined ? '' : ` by ${str(rec['reviewer'])}`}${rec['reason'] === undefined ? '' : `: ${str(rec['reason'])}`}`;
       break;
     case 'session_end':
-      what = `${str(rec['reason'])} statements=${str(rec['statements'])} blocked=${str(rec['blocked'])}`;
+      what =
+        rec['commands'] !== undefined
+          ? `${str(rec['reason'])} commands=${str(rec['commands'])} blocked=${str(rec['blocked'])} approvals=${str(rec['approvals'])} refused=${str(rec['refused'])}`
+          : `${str(rec['reason'])} statements=${str(rec['statements'])} blocked=${str(rec['blocked'])}`;
+      break;
+    case 'exit':
+      what = `channel ${str(rec['channel'])} ${rec['signal'] !== undefined ? `signal ${str(rec['signal'])}` : `status ${str(rec['status'])}`}${rec['refused'] !== undefined ? ` (refused: ${str(rec['refused'])})` : ''}${rec['masked'] !== undefined && rec['masked'] !== 0 ? ` masked=${str(rec['masked'])}` : ''}`;
+      break;
+    case 'sftp':
+      what = `${str(rec['op'])} ${str(rec['path'])}${rec['to'] !== undefined ? ` -> ${str(rec['to'])}` : ''}${rec['flags'] !== undefined ? ` (${str(rec['flags'])})` : ''}${rec['bytes'] !== undefined ? ` ${str(rec['bytes'])} bytes` : ''}`;
+      break;
+    case 'refusal':
+      what = `${str(rec['what'])}${rec['to'] !== undefined ? ` ${str(rec['to'])}` : ''}: ${str(rec['reason'] ?? rec['code'])}`;
+      break;
+    case 'cast':
+      what = `${str(rec['file'])} ${str(rec['bytes'])} bytes${rec['final'] === true ? ' (closed)' : ''}`;
       break;
     default: {
       const rest = Object.entries(rec).filter(([k]) => !['seq', 'time', 'type', 'prev', 'hash'].includes(k));
@@ -58,6 +76,39 @@ export function describeRecord(rec: Readonly<Record<string, unknown>>): string {
     }
   }
   return `${String(rec['seq']).padStart(5)}  ${time}  ${type.padEnd(13)} ${what}`;
+}
+
+/** The cast checkpoints a (chain-verified) SSH recording holds, per cast file name. */
+function castCheckpoints(text: string): Map<string, CastCheckpoint[]> {
+  const out = new Map<string, CastCheckpoint[]>();
+  for (const line of text.split('\n')) {
+    if (!line.includes('"type":"cast"')) continue;
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    const file = rec['file'];
+    if (rec['type'] !== 'cast' || typeof file !== 'string' || typeof rec['bytes'] !== 'number' || typeof rec['sha256'] !== 'string') continue;
+    const list = out.get(file) ?? [];
+    list.push({ bytes: rec['bytes'], sha256: rec['sha256'], final: rec['final'] === true });
+    out.set(file, list);
+  }
+  return out;
+}
+
+/** Checks every cast the recording names against its checkpoints; returns the first problem. */
+async function verifyCasts(path: string, text: string, closed: boolean): Promise<string | undefined> {
+  for (const [file, checkpoints] of castCheckpoints(text)) {
+    if (basename(file) !== file) return `${path}: cast "${file}" is not a file name next to the recording`;
+    const castPath = join(dirname(path), file);
+    let data: Buffer;
+    try {
+      data = await readFile(castPath);
+    } catch (err) {
+      return `${castPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing (the recording names it)' : (err as Error).message}`;
+    }
+    if (closed && !checkpoints.some((c) => c.final)) return `${castPath}: the recording has no final checkpoint of this cast`;
+    const r = verifyCast(data, checkpoints);
+    if (!r.ok) return `${castPath}: ${r.message ?? 'does not match its checkpoints'}`;
+  }
+  return undefined;
 }
 
 export async function sessionsCommand(args: readonly string[], io: CliIO): Promise<number> {
@@ -96,6 +147,11 @@ export async function sessionsCommand(args: readonly string[], io: CliIO): Promi
   }
   if (result.error !== undefined) {
     io.stderr.write(`${path ?? ''}: record ${result.error.line}: ${result.error.message}\n`);
+    return 1;
+  }
+  const castError = await verifyCasts(path ?? '', text, values['allow-open'] !== true);
+  if (castError !== undefined) {
+    io.stderr.write(`${castError}\n`);
     return 1;
   }
   if (sub === 'verify') io.stdout.write(`${path ?? ''}: intact, ${result.records} records, chain head ${result.head}\n`);

@@ -1,7 +1,47 @@
-/** SSH proxy: under construction (issue 5). */
-import { SidecarError } from '../errors.ts';
+/**
+ * The SSH proxy: an ssh2 server on loopback for the agent, one session (session.ts) per
+ * connection. Its host key is generated at start (the agent connects to 127.0.0.1 inside its
+ * own pod; pinning it would protect nothing).
+ */
+import ssh2 from 'ssh2';
 import type { ProxyOptions, RunningProxy } from '../proxy.ts';
+import { CIPHERS } from './algorithms.ts';
+import { startSession, type SessionHandle } from './session.ts';
+
+/** Longest time the agent may take from TCP connect to authenticated. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
-  return Promise.reject(new SidecarError('ConfigInvalid', `the SSH proxy is not available yet (connection ${options.upstream.name})`));
+  const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
+  const sessions = new Set<SessionHandle>();
+  const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { cipher: [...CIPHERS] }, ident: 'airlock' }, (conn, info) => {
+    const session = startSession(options, conn, info);
+    sessions.add(session);
+    void session.closed.then(() => sessions.delete(session));
+    const timer = setTimeout(() => {
+      if (!(conn as { authenticated?: boolean }).authenticated) session.close('handshake timeout');
+    }, HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    conn.once('ready', () => { clearTimeout(timer); });
+  });
+  server.on('error', (err: Error) => options.log.error('listener error', { error: err.message }));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : options.listen.port;
+      resolve({
+        host: options.listen.host,
+        port,
+        async close() {
+          await new Promise<void>((r) => {
+            server.close(() => { r(); });
+            for (const s of sessions) s.close('sidecar stopping');
+          });
+          await Promise.all([...sessions].map((s) => s.closed));
+        },
+      });
+    });
+  });
 }

@@ -1,0 +1,156 @@
+/**
+ * Terminal recordings in asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2/), the
+ * format `asciinema play` replays: a JSON header line, then one JSON array per event
+ * `[seconds, "o", text]` (output, as the agent saw it: masked) or `[seconds, "r", "COLSxROWS"]`
+ * (resize). The writer keeps the file's byte length and a running SHA-256 so the session's
+ * hash-chained event log can carry checkpoints of it (`cast` records): an edit or a truncation
+ * of the .cast then breaks verification. `castLine`/`verifyCast` are pure.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { RecorderError } from './writer.ts';
+
+export interface CastHeader {
+  readonly width: number;
+  readonly height: number;
+  /** unix seconds */
+  readonly timestamp: number;
+  readonly title?: string;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** The header line (without newline). */
+export function castHeaderLine(h: CastHeader): string {
+  return JSON.stringify({
+    version: 2,
+    width: h.width,
+    height: h.height,
+    timestamp: h.timestamp,
+    ...(h.title !== undefined ? { title: h.title } : {}),
+    ...(h.env !== undefined ? { env: h.env } : {}),
+  });
+}
+
+/**
+ * One event line (without newline). Text is made well-formed (lone surrogates, i.e. bytes
+ * that were not UTF-8, become U+FFFD): players decode the file as UTF-8.
+ */
+export function castEventLine(seconds: number, code: 'o' | 'i' | 'r' | 'm', data: string): string {
+  return `[${(Math.round(seconds * 1e6) / 1e6).toString()}, ${JSON.stringify(code)}, ${JSON.stringify(data.toWellFormed())}]`;
+}
+
+export interface CastCheckpoint {
+  /** bytes of the file covered */
+  readonly bytes: number;
+  /** `sha256:` hex of those bytes */
+  readonly sha256: string;
+  /** the last checkpoint of a closed cast: the file must end here */
+  readonly final: boolean;
+}
+
+export class AsciicastWriter {
+  readonly path: string;
+  readonly #start: number;
+  readonly #now: () => number;
+  readonly #hash: Hash = createHash('sha256');
+  #fd: number | undefined;
+  #bytes = 0;
+  #failed: Error | undefined;
+
+  /** `now` is in milliseconds (monotonic); event times are relative to construction. */
+  constructor(path: string, header: CastHeader, now: () => number = () => performance.now()) {
+    this.path = path;
+    this.#now = now;
+    this.#start = now();
+    try {
+      this.#fd = openSync(path, 'wx', 0o600);
+    } catch (err) {
+      throw new RecorderError(`cannot create recording ${path}: ${(err as Error).message}`);
+    }
+    this.#write(`${castHeaderLine(header)}\n`);
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get failed(): Error | undefined {
+    return this.#failed;
+  }
+
+  /** `sha256:` hex of everything written so far. */
+  digest(): string {
+    return `sha256:${this.#hash.copy().digest('hex')}`;
+  }
+
+  checkpoint(final = false): CastCheckpoint {
+    return { bytes: this.#bytes, sha256: this.digest(), final };
+  }
+
+  #write(text: string): void {
+    if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
+    const fd = this.#fd;
+    if (fd === undefined) throw new RecorderError(`recording ${this.path} is closed`);
+    const data = Buffer.from(text, 'utf8');
+    try {
+      let off = 0;
+      while (off < data.length) off += writeSync(fd, data, off);
+    } catch (err) {
+      this.#failed = err as Error;
+      throw new RecorderError(`cannot write recording ${this.path}: ${(err as Error).message}`);
+    }
+    this.#hash.update(data);
+    this.#bytes += data.length;
+  }
+
+  #seconds(): number {
+    return (this.#now() - this.#start) / 1000;
+  }
+
+  /** Records output as the agent sees it. Throws RecorderError when the write fails. */
+  output(text: string): void {
+    if (text !== '') this.#write(`${castEventLine(this.#seconds(), 'o', text)}\n`);
+  }
+
+  resize(cols: number, rows: number): void {
+    this.#write(`${castEventLine(this.#seconds(), 'r', `${cols}x${rows}`)}\n`);
+  }
+
+  /** Syncs and closes; returns the final checkpoint. */
+  close(): CastCheckpoint {
+    const fd = this.#fd;
+    if (fd !== undefined) {
+      this.#fd = undefined;
+      try {
+        fsyncSync(fd);
+      } catch {
+        // the data is written; a failed fsync changes nothing the checkpoint could say
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return this.checkpoint(true);
+  }
+}
+
+export interface CastVerifyResult {
+  readonly ok: boolean;
+  readonly message?: string;
+}
+
+/** Checks a .cast file's bytes against its checkpoints (in any order). Pure. */
+export function verifyCast(data: Uint8Array, checkpoints: readonly CastCheckpoint[]): CastVerifyResult {
+  if (checkpoints.length === 0) return { ok: false, message: 'no checkpoint of this cast in the event log' };
+  const sorted = [...checkpoints].sort((a, b) => a.bytes - b.bytes);
+  const hash = createHash('sha256');
+  let at = 0;
+  for (const cp of sorted) {
+    if (cp.bytes > data.length) return { ok: false, message: `the cast has ${data.length} bytes, a checkpoint covers ${cp.bytes}: it was truncated` };
+    hash.update(data.subarray(at, cp.bytes));
+    at = cp.bytes;
+    if (`sha256:${hash.copy().digest('hex')}` !== cp.sha256) return { ok: false, message: `the first ${cp.bytes} bytes do not match their checkpoint: the cast was edited` };
+  }
+  const last = sorted[sorted.length - 1];
+  if (last?.final === true && data.length !== last.bytes) return { ok: false, message: `the cast has ${data.length} bytes after its final checkpoint at ${last.bytes}: data was appended` };
+  return { ok: true };
+}

@@ -1,0 +1,155 @@
+/**
+ * One agent connection. The agent authenticates with anything (`none`, any key, any password):
+ * the listener is on loopback inside the pod, and the agent holds no credential worth
+ * checking. The upstream connection is started as soon as the agent asks to authenticate (so
+ * its setup overlaps the agent's), with the Secret's credentials and the pinned host key; a
+ * failure is recorded and every channel is then refused with its message.
+ */
+import type { Client, ClientInfo, Connection } from 'ssh2';
+import type { ProxyOptions } from '../proxy.ts';
+import { SidecarError } from '../errors.ts';
+import type { SessionContext } from './context.ts';
+import { handleSession } from './channel.ts';
+import { onDirectTcpip, onGlobalRequest, onUpstreamTcpConnection, refuse } from './forward.ts';
+import { SessionRecorder } from './recorder.ts';
+import { connectUpstream } from './upstream.ts';
+
+export interface SessionHandle {
+  readonly id: string;
+  /** ends the session (agent and upstream) and closes its recording */
+  close(reason: string): void;
+  readonly closed: Promise<void>;
+}
+
+/** ssh2 keeps the socket of a connection whose peer broke the protocol open: close it. */
+function destroySocket(conn: Connection): void {
+  const sock = (conn as unknown as { _sock?: { destroy(): void } })._sock;
+  if (sock !== undefined) sock.destroy();
+  else conn.end();
+}
+
+export function startSession(options: ProxyOptions, conn: Connection, info: ClientInfo): SessionHandle {
+  const recorder = new SessionRecorder(options.recordingsDir, options.upstream.name, options.upstream.failurePolicy, options.log);
+  const log = options.log.child({ session: recorder.id, connection: `${options.upstream.namespace}/${options.upstream.name}` });
+  const abort = new AbortController();
+  let channels = 0;
+  let upstream: Promise<Client> | undefined;
+  let client: Client | undefined;
+  let endReason = 'agent disconnected';
+  let resolveClosed: () => void = () => undefined;
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  const counters = { commands: 0, blocked: 0, approvals: 0, refused: 0, sftpOps: 0 };
+
+  recorder.note(
+    {
+      type: 'session_start',
+      protocol: 'ssh',
+      connection: `${options.upstream.namespace}/${options.upstream.name}`,
+      target: `${options.upstream.host}:${options.upstream.port}`,
+      client: `${info.ip}:${info.port}`,
+      clientVersion: info.header.versions.software,
+      ...(options.pod !== undefined ? { pod: options.pod } : {}),
+      ...(options.serviceAccount !== undefined ? { serviceAccount: options.serviceAccount } : {}),
+      policy: options.bundle?.digest ?? null,
+    },
+    true,
+  );
+  log.info('session start', { client: `${info.ip}:${info.port}` });
+
+  const ctx: SessionContext = {
+    options,
+    recorder,
+    counters,
+    log,
+    auth: {
+      bundle: options.bundle,
+      approvals: options.approvals,
+      recorder,
+      connection: { name: options.upstream.name, namespace: options.upstream.namespace },
+      ...(options.pod !== undefined ? { pod: options.pod } : {}),
+      ...(options.serviceAccount !== undefined ? { serviceAccount: options.serviceAccount } : {}),
+    },
+    upstream: () => {
+      upstream ??= startUpstream();
+      return upstream;
+    },
+    signal: abort.signal,
+    nextChannel: () => channels++,
+  };
+
+  function startUpstream(): Promise<Client> {
+    if (options.bundle === undefined) return Promise.reject(new SidecarError('PolicyUnavailable', 'no policy is loaded for this connection: nothing is forwarded'));
+    const { promise, client: c } = connectUpstream(options.upstream);
+    client = c;
+    c.on('close', () => {
+      if (!abort.signal.aborted) {
+        log.info('upstream closed');
+        endReason = 'upstream disconnected';
+        conn.end();
+      }
+    });
+    return promise.then(
+      (r) => {
+        recorder.note({ type: 'upstream', target: `${options.upstream.host}:${options.upstream.port}`, hostKey: r.fingerprint, user: options.upstream.credentials.username }, true);
+        onUpstreamTcpConnection(ctx, conn, r.client);
+        return r.client;
+      },
+      (err: unknown) => {
+        const e = err instanceof SidecarError ? err : new SidecarError('UpstreamUnavailable', (err as Error).message);
+        recorder.note({ type: 'refusal', what: e.code === 'HostKeyMismatch' ? 'host key' : 'upstream', code: e.code, reason: e.message }, true);
+        log.warn('upstream failed', { code: e.code, error: e.message });
+        throw e;
+      },
+    );
+  }
+
+  conn.on('authentication', (auth) => {
+    // Pod-local listener: every method is accepted (see the module comment).
+    if (options.bundle !== undefined) ctx.upstream().catch(() => undefined);
+    auth.accept();
+  });
+  conn.on('session', (accept) => {
+    handleSession(ctx, accept());
+  });
+  conn.on('tcpip', (accept, reject, i) => {
+    onDirectTcpip(ctx, accept, reject, i);
+  });
+  conn.on('openssh.streamlocal', (_accept, reject, i: { socketPath: string }) => {
+    refuse(ctx, 'unix socket forward', { socketPath: i.socketPath });
+    reject();
+  });
+  conn.on('request', (accept, reject, name: string, i) => {
+    onGlobalRequest(ctx, accept, reject, name, i);
+  });
+  conn.on('error', (err: Error) => {
+    log.info('agent connection error', { error: err.message });
+    endReason = `agent connection error: ${err.message}`;
+    // a protocol error leaves nothing to talk about: drop the connection
+    destroySocket(conn);
+  });
+  const finish = (): void => {
+    if (abort.signal.aborted) return;
+    abort.abort();
+    client?.end();
+    // let channel handlers record what the abort ended before the log closes
+    setImmediate(() => {
+      recorder.end({ type: 'session_end', reason: endReason, commands: counters.commands, blocked: counters.blocked, approvals: counters.approvals, refused: counters.refused, sftpOps: counters.sftpOps });
+      log.info('session end', { reason: endReason, recording: recorder.path, head: recorder.head });
+      resolveClosed();
+    });
+  };
+  conn.on('close', finish);
+
+  return {
+    id: recorder.id,
+    closed,
+    close(reason) {
+      endReason = reason;
+      conn.end();
+      // a connection that never completed its handshake does not always emit close
+      setTimeout(finish, 2000).unref();
+    },
+  };
+}
