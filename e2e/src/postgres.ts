@@ -3,7 +3,7 @@
  * free loopback port as the `postgres` system user when run as root, stopped and removed after.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,10 @@ export interface Postgres {
   readonly binDir: string;
   /** runs psql against the server as the superuser; never throws on a non-zero exit */
   psql(sql: string, options?: { database?: string }): { code: number; stdout: string; stderr: string };
+  /** with `ssl`: the CA that signed the server certificate (PEM) */
+  readonly caCert: string | undefined;
+  /** stops the server (fast shutdown: sessions get FATAL 57P01) and starts it again on the same port */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +60,25 @@ function systemUser(name: string): { uid: number; gid: number } | undefined {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
-export async function startPostgres(options: { authMethod?: 'scram-sha-256' | 'md5' | 'password' } = {}): Promise<Postgres> {
+/** A CA and a server certificate for 127.0.0.1 / localhost, made with openssl. */
+function makeCertificates(dir: string, owner: { uid: number; gid: number } | undefined): { ca: string; cert: string; key: string } {
+  const run = (args: string[]): void => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=airlock-test-ca', '-keyout', 'ca.key', '-out', 'ca.crt']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr']);
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt']);
+  chmodSync(join(dir, 'server.key'), 0o600);
+  if (owner !== undefined) {
+    chownSync(join(dir, 'server.key'), owner.uid, owner.gid);
+    chownSync(join(dir, 'server.crt'), owner.uid, owner.gid);
+  }
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+}
+
+export async function startPostgres(options: { authMethod?: 'scram-sha-256' | 'md5' | 'password'; ssl?: boolean } = {}): Promise<Postgres> {
   const binDir = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'airlock-pg-'));
   const owner = systemUser('postgres');
@@ -77,15 +99,21 @@ export async function startPostgres(options: { authMethod?: 'scram-sha-256' | 'm
   });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   const port = await freePort();
-  const server: ChildProcess = spawn(
-    join(binDir, 'postgres'),
-    ['-D', data, '-c', 'listen_addresses=127.0.0.1', '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', `password_encryption=${auth === 'md5' ? 'md5' : 'scram-sha-256'}`],
-    { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
-  );
+  const certs = options.ssl === true ? makeCertificates(dir, owner) : undefined;
+  const sslArgs = certs === undefined ? [] : ['-c', 'ssl=on', '-c', `ssl_cert_file=${certs.cert}`, '-c', `ssl_key_file=${certs.key}`];
   let log = '';
-  server.stderr?.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
+  const launch = (): ChildProcess => {
+    const child = spawn(
+      join(binDir, 'postgres'),
+      ['-D', data, '-c', 'listen_addresses=127.0.0.1', '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', `password_encryption=${auth === 'md5' ? 'md5' : 'scram-sha-256'}`, ...sslArgs],
+      { ...ids, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+    );
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+    });
+    return child;
+  };
+  let server = launch();
   const psql = (sql: string, opts: { database?: string } = {}) => {
     const r = spawnSync(join(binDir, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-qAt', '-h', '127.0.0.1', '-p', String(port), '-U', user, '-d', opts.database ?? 'postgres', '-c', sql], {
       encoding: 'utf8',
@@ -93,17 +121,28 @@ export async function startPostgres(options: { authMethod?: 'scram-sha-256' | 'm
     });
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`postgres exited: ${log}`);
-    const ready = spawnSync(join(binDir, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-t', '1'], { encoding: 'utf8' });
-    if (ready.status === 0) break;
-    if (Date.now() > deadline) {
-      server.kill('SIGKILL');
-      throw new Error(`postgres did not accept connections in 30s: ${log}`);
+  const waitReady = async (): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (server.exitCode !== null) throw new Error(`postgres exited: ${log}`);
+      const ready = spawnSync(join(binDir, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(port), '-t', '1'], { encoding: 'utf8' });
+      if (ready.status === 0) break;
+      if (Date.now() > deadline) {
+        server.kill('SIGKILL');
+        throw new Error(`postgres did not accept connections in 30s: ${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  const shutdown = async (): Promise<void> => {
+    if (server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGINT'); // fast shutdown
+      const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => { r(false); }, 10_000))]);
+      if (!done) server.kill('SIGKILL');
+    }
+  };
+  await waitReady();
   return {
     host: '127.0.0.1',
     port,
@@ -112,13 +151,14 @@ export async function startPostgres(options: { authMethod?: 'scram-sha-256' | 'm
     database: 'postgres',
     binDir,
     psql,
+    caCert: certs === undefined ? undefined : readFileSync(certs.ca, 'utf8'),
+    async restart() {
+      await shutdown();
+      server = launch();
+      await waitReady();
+    },
     async stop() {
-      if (server.exitCode === null) {
-        const exited = new Promise((r) => server.once('exit', r));
-        server.kill('SIGINT'); // fast shutdown
-        const done = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => { r(false); }, 10_000))]);
-        if (!done) server.kill('SIGKILL');
-      }
+      await shutdown();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -77,6 +77,8 @@ const CHAR_FLAGS = new Uint16Array(128);
 const FLAGGED = { '@': F_AT, ':': F_COLON, '.': F_DOT, '+': F_PLUS, '-': F_DASH, '(': F_PAREN, _: F_UNDERSCORE, x: F_X, b: F_B, B: F_B, A: F_A };
 for (const [ch, flag] of Object.entries(FLAGGED)) CHAR_FLAGS[ch.charCodeAt(0)] = flag;
 for (let c = 65; c <= 122; c++) if (isAlpha(c)) CHAR_FLAGS[c] = (CHAR_FLAGS[c] ?? 0) | F_ALPHA;
+/** CHAR_FLAGS, and 1 << 16 for a digit (one table load per character in textFeatures). */
+const CHAR_INFO = Int32Array.from(CHAR_FLAGS, (flags, c) => flags | (isDigit(c) ? 1 << 16 : 0));
 
 /** Checks one RegExp match text[start, end) and adds the span it stands for, if any. */
 type MatchCheck = (text: string, out: SpanBuffer, start: number, end: number) => void;
@@ -150,47 +152,61 @@ function cardBrandOk(p4: number, n: number): boolean {
   return false;
 }
 
-/** Brand and Luhn check of the `n` digits in text[start, end) (separators skipped). */
-function cardValid(text: string, start: number, end: number, n: number): boolean {
-  let p4 = 0;
-  for (let i = start, k = 0; k < 4 && i < end; i++) {
-    const c = cc(text, i);
-    if (isDigit(c)) {
-      p4 = p4 * 10 + c - 48;
-      k++;
-    }
-  }
+/** Luhn: the sum of the digits of 2 * d. */
+const DOUBLED = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+
+/**
+ * Scratch for one chain: the value of each digit; for each group its start and end in the text
+ * and the index of its first digit (groupDigit[groups] = the digit count). Grown for long chains
+ * and given back after them.
+ */
+let chainDigits = new Uint8Array(64);
+let groupStart = new Int32Array(64);
+let groupEnd = new Int32Array(64);
+let groupDigit = new Int32Array(65);
+
+function chainScratch(length: number): void {
+  if (chainDigits.length >= length && chainDigits.length <= 4096) return;
+  const size = Math.max(64, length);
+  chainDigits = new Uint8Array(size);
+  groupStart = new Int32Array(size);
+  groupEnd = new Int32Array(size);
+  groupDigit = new Int32Array(size + 1);
+}
+
+/** Brand and Luhn check of the `n` digits chainDigits[from, from + n). */
+function cardValid(from: number, n: number): boolean {
+  const p4 = (chainDigits[from] ?? 0) * 1000 + (chainDigits[from + 1] ?? 0) * 100 + (chainDigits[from + 2] ?? 0) * 10 + (chainDigits[from + 3] ?? 0);
   if (!cardBrandOk(p4, n)) return false;
   let sum = 0;
-  for (let i = end - 1, double = false; i >= start; i--) {
-    const c = cc(text, i);
-    if (!isDigit(c)) continue;
-    const d = double ? (c - 48) * 2 : c - 48;
-    sum += d > 9 ? d - 9 : d;
-    double = !double;
+  for (let i = from + n - 1, double = false; i >= from; i--, double = !double) {
+    const d = chainDigits[i] ?? 0;
+    sum += double ? (DOUBLED[d] ?? 0) : d;
   }
   return sum % 10 === 0;
 }
 
-/** Scratch: [start, end) of the digit groups of one chain. */
-const groupBounds: number[] = [];
-
+/** Checks every run of whole groups with 13-19 digits of the chain text[start, end) (a CARD_CHAIN match). */
 function checkCardChain(text: string, start: number, end: number, out: SpanBuffer): void {
-  let n = 0;
+  chainScratch(end - start);
+  let digits = 0;
+  let groups = 0;
   for (let i = start; i < end; i++) {
-    groupBounds[n++] = i;
-    while (i < end && isDigit(cc(text, i))) i++;
-    groupBounds[n++] = i; // then skip the separator
+    groupStart[groups] = i;
+    groupDigit[groups] = digits;
+    for (let c = text.charCodeAt(i); i < end && isDigit(c); c = cc(text, ++i)) chainDigits[digits++] = c - 48;
+    groupEnd[groups++] = i; // then skip the separator
   }
-  for (let a = 0; a < n; a += 2) {
-    const first = groupBounds[a] ?? 0;
+  groupDigit[groups] = digits;
+  for (let a = 0; a < groups; a++) {
+    const first = groupStart[a] ?? 0;
     if (a === 0 && wordAt(text, first - 1)) continue;
-    let digits = 0;
-    for (let b = a; b < n; b += 2) {
-      const last = groupBounds[b + 1] ?? 0;
-      digits += last - (groupBounds[b] ?? 0);
-      if (digits > 19) break;
-      if (digits >= 13 && !(b === n - 2 && wordAt(text, last)) && cardValid(text, first, last, digits)) add(out, first, last);
+    const from = groupDigit[a] ?? 0;
+    for (let b = a; b < groups; b++) {
+      const n = (groupDigit[b + 1] ?? 0) - from;
+      if (n > 19) break;
+      const last = groupEnd[b] ?? 0;
+      if (n >= 13 && !(b === groups - 1 && wordAt(text, last)) && cardValid(from, n)) add(out, first, last);
     }
   }
 }
@@ -198,7 +214,6 @@ function checkCardChain(text: string, start: number, end: number, out: SpanBuffe
 const scanCreditCard: Scanner = (text, out) => {
   CARD_CHAIN.lastIndex = 0;
   for (let m = CARD_CHAIN.exec(text); m !== null; m = CARD_CHAIN.exec(text)) checkCardChain(text, m.index, CARD_CHAIN.lastIndex, out);
-  if (groupBounds.length > 4096) groupBounds.length = 4096;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -619,12 +634,14 @@ export const ALL_FEATURES = 0x7fffffff;
 export function textFeatures(text: string): number {
   let flags = 0;
   let digits = 0;
-  for (let i = 0; i < text.length; i++) {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    flags |= c < 128 ? (CHAR_FLAGS[c] ?? 0) : F_ALPHA; // non-ASCII letters count (IDN domains)
-    if (c >= 48 && c <= 57) digits++;
+    const info = c < 128 ? (CHAR_INFO[c] ?? 0) : F_ALPHA; // non-ASCII letters count (IDN domains)
+    flags |= info;
+    digits += info >>> 16;
   }
-  return flags | (Math.min(digits, 255) << 16);
+  return (flags & 0xffff) | (Math.min(digits, 255) << 16);
 }
 
 /** A detector ready to run: what a text needs to possibly hold a match, and its scanner. */

@@ -8,15 +8,19 @@
  *
  * Column globs are over `schema.table.column`: exactly three dot-separated parts, `*` matches
  * within one part, `?` one character; matched without RegExp, and remembered per column.
- * User patterns are RE2 (linear time). In free text they match within one line (`^`/`$` are
- * line anchors; a match never spans a newline), which makes streamed output identical to
- * masking the whole text at once.
+ * User patterns are RE2 (linear time); the simplest ones (a literal, classes, bounded counts:
+ * `EMP-[0-9]{6}`) run on an equivalent JavaScript matcher that spares the native call (see
+ * simple-pattern.ts). In free text they match within one line (`^`/`$` are line anchors; a
+ * match never spans a newline), which makes streamed output identical to masking the whole
+ * text at once. The `hash` action is HMAC-SHA256 computed in JavaScript (hmac.ts), with the
+ * hashes of short spans remembered.
  */
-import { createHash, type Hash } from 'node:crypto';
 import RE2 from 're2';
 import { DETECTORS, MASK_ACTIONS, type Detector, type MaskAction } from '@airlock/api';
 import { PolicyError } from '../errors.ts';
 import { ALL_FEATURES, compileDetector, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
+import { hmacSha256 } from './hmac.ts';
+import { compileSimplePattern, type SimplePattern } from './simple-pattern.ts';
 import { createStreamMasker, type StreamMasker, type StreamOptions } from './stream.ts';
 
 export interface MaskRuleSpec {
@@ -48,7 +52,9 @@ export const REDACTED = '[REDACTED]';
 const RANK: Readonly<Record<MaskAction, number>> = { partial: 0, hash: 1, redact: 2, null: 3 };
 const NO_RULES: readonly string[] = Object.freeze([]);
 const PLAN_CACHE_LIMIT = 4096;
-const HASH_CACHE_LIMIT = 4096;
+/** Slots of the hash cache (a power of two), and the longest span it keeps. */
+const HASH_SLOTS = 4096;
+const HASH_KEY_MAX_LENGTH = 256;
 
 interface Rule {
   readonly index: number;
@@ -69,6 +75,8 @@ interface Rule {
   readonly textPerLine: boolean;
   /** a literal every match contains (a prefilter that spares the native call), or null */
   readonly required: string | null;
+  /** the pattern's matches found in JavaScript, when it is simple enough (see simple-pattern.ts) */
+  readonly simple: SimplePattern | null;
 }
 
 /** The span finders that apply to a value or to free text, each detector once. */
@@ -197,6 +205,13 @@ function keep(rule: string, n: number | undefined, what: string): number {
   return n;
 }
 
+/** The hash cache's tag of text[start, end): FNV-1a (32 bits) seeded with the length. */
+export function spanTag(text: string, start: number, end: number): number {
+  let x = 0x811c9dc5 ^ (end - start);
+  for (let i = start; i < end; i++) x = Math.imul(x ^ text.charCodeAt(i), 0x01000193);
+  return x;
+}
+
 function compileRule(spec: MaskRuleSpec, index: number): Rule {
   const { name, match, action } = spec;
   if (!(MASK_ACTIONS as readonly string[]).includes(action.type)) {
@@ -227,6 +242,7 @@ function compileRule(spec: MaskRuleSpec, index: number): Rule {
     textPattern: usePattern && globs === null ? compilePattern(name, pattern, 'gmu') : null,
     textPerLine: usePattern && /\\[Az]|\(\?[a-zA-Z]*-[a-zA-Z]*m/.test(pattern),
     required: usePattern ? requiredLiteral(pattern) : null,
+    simple: usePattern ? compileSimplePattern(pattern) : null,
   };
 }
 
@@ -260,6 +276,11 @@ const hasFinders = (f: Finders): boolean => f.detectors.length > 0 || f.patterns
 
 // ---------------------------------------------------------------------------------------------
 // Finding spans
+
+/** Adds the matches of a simple pattern (never empty, never across a newline) to the hits. */
+function simpleHits(simple: SimplePattern, rule: Rule, text: string): void {
+  for (let s = simple.find(text, 0); s >= 0; s = simple.find(text, simple.lastEnd)) addHit(s, simple.lastEnd, rule);
+}
 
 /** Adds the non-empty matches of a pattern in text (offset by base) to the hits; true when one spans a newline. */
 function patternHits(re: RE2, rule: Rule, text: string, base: number): boolean {
@@ -314,7 +335,8 @@ function findSpans(text: string, f: Finders, freeText: boolean): void {
   }
   if (f.patterns.length === 0) return;
   for (const rule of f.patterns) {
-    if (freeText && rule.textPattern !== null) textPatternHits(rule.textPattern, rule, text);
+    if (rule.simple !== null) simpleHits(rule.simple, rule, text);
+    else if (freeText && rule.textPattern !== null) textPatternHits(rule.textPattern, rule, text);
     else if (rule.valuePattern !== null) patternHits(rule.valuePattern, rule, text, 0);
   }
 }
@@ -322,43 +344,38 @@ function findSpans(text: string, f: Finders, freeText: boolean): void {
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-const SURROGATE = /[\ud800-\udfff]/;
+const HEX_DIGITS = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const hexDigit = (word: number, shift: number): number => HEX_DIGITS[(word >>> shift) & 15] ?? 0;
 
-/** Keeps the first/last characters (code points), one `*` for each other character. */
-function partial(span: string, keepFirst: number, keepLast: number): string {
-  if (!SURROGATE.test(span)) {
-    const n = span.length;
-    return keepFirst + keepLast >= n ? '*'.repeat(n) : span.slice(0, keepFirst) + '*'.repeat(n - keepFirst - keepLast) + span.slice(n - keepLast);
+/** What `hash` shows: `hmac:` and the first 8 bytes of the digest as 16 hex digits (one flat string). */
+function hashTag(digest: Int32Array): string {
+  const a = digest[0] ?? 0;
+  const b = digest[1] ?? 0;
+  // prettier-ignore
+  return String.fromCharCode(
+    104, 109, 97, 99, 58, // "hmac:"
+    hexDigit(a, 28), hexDigit(a, 24), hexDigit(a, 20), hexDigit(a, 16), hexDigit(a, 12), hexDigit(a, 8), hexDigit(a, 4), hexDigit(a, 0),
+    hexDigit(b, 28), hexDigit(b, 24), hexDigit(b, 20), hexDigit(b, 16), hexDigit(b, 12), hexDigit(b, 8), hexDigit(b, 4), hexDigit(b, 0),
+  );
+}
+
+const isSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdfff;
+/** '*' repeated n times, for the usual lengths. */
+const STARS = Array.from({ length: 65 }, (_, n) => '*'.repeat(n));
+const stars = (n: number): string => STARS[n] ?? '*'.repeat(n);
+
+/** text[start, end) with the first/last characters (code points) kept, one `*` for each other character. */
+function partial(text: string, start: number, end: number, keepFirst: number, keepLast: number): string {
+  let i = start;
+  while (i < end && !isSurrogate(text.charCodeAt(i))) i++;
+  if (i === end) {
+    const n = end - start;
+    return keepFirst + keepLast >= n ? stars(n) : text.slice(start, start + keepFirst) + stars(n - keepFirst - keepLast) + text.slice(end - keepLast, end);
   }
-  const chars = Array.from(span);
+  const chars = Array.from(text.slice(start, end));
   const n = chars.length;
-  if (keepFirst + keepLast >= n) return '*'.repeat(n);
-  return chars.slice(0, keepFirst).join('') + '*'.repeat(n - keepFirst - keepLast) + chars.slice(n - keepLast).join('');
-}
-
-interface Rendered {
-  readonly text: string;
-  readonly isNull: boolean;
-  readonly masked: number;
-  readonly rules: readonly string[];
-}
-
-/**
- * HMAC-SHA256 (RFC 2104) with the key's inner and outer pad states computed once: each call
- * then costs two hash copies instead of setting up a keyed HMAC object (several µs in Node).
- */
-function hmacSha256(key: Uint8Array): (data: string) => Buffer {
-  const block = 64;
-  const k = key.length > block ? createHash('sha256').update(key).digest() : Buffer.from(key);
-  const ipad = Buffer.alloc(block, 0x36);
-  const opad = Buffer.alloc(block, 0x5c);
-  for (let i = 0; i < k.length; i++) {
-    ipad[i] = (ipad[i] ?? 0) ^ (k[i] ?? 0);
-    opad[i] = (opad[i] ?? 0) ^ (k[i] ?? 0);
-  }
-  const inner: Hash = createHash('sha256').update(ipad);
-  const outer: Hash = createHash('sha256').update(opad);
-  return (data) => outer.copy().update(inner.copy().update(data, 'utf8').digest()).digest();
+  if (keepFirst + keepLast >= n) return stars(n);
+  return chars.slice(0, keepFirst).join('') + stars(n - keepFirst - keepLast) + chars.slice(n - keepLast).join('');
 }
 
 export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): Masker {
@@ -368,7 +385,6 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
   const globalPlan: Plan = { whole: [], finders: finders(globalRules) };
   const columnRules = rules.filter((r) => r.globs !== null);
   const plans = new Map<string, Plan>();
-  const hashes = new Map<string, string>();
 
   function planFor(column: string | undefined): Plan {
     if (column === undefined || columnRules.length === 0) return globalPlan;
@@ -383,22 +399,32 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return plan;
   }
 
-  /** `hmac:` + 16 hex digits of HMAC-SHA256(key, span); short spans are remembered (values repeat). */
-  function hash(span: string): string {
-    let h = hashes.get(span);
-    if (h === undefined) {
-      h = `hmac:${hmac(span).toString('hex', 0, 8)}`;
-      if (span.length <= 256) {
-        if (hashes.size >= HASH_CACHE_LIMIT) hashes.clear();
-        hashes.set(span, h);
-      }
-    }
+  // Hashes of short spans, remembered (values repeat): a direct-mapped table, so a miss costs
+  // a pass over the span rather than a Map insertion (and no rehashing as the table fills).
+  const hashKeys: (string | undefined)[] = new Array<string | undefined>(HASH_SLOTS).fill(undefined);
+  const hashValues: string[] = new Array<string>(HASH_SLOTS).fill('');
+  /** the full 32-bit FNV-1a of each slot's key: most misses are told apart without comparing strings */
+  const hashTags = new Int32Array(HASH_SLOTS);
+
+  /** `hmac:` + 16 hex digits of HMAC-SHA256(key, text[start, end)). */
+  function hash(text: string, start: number, end: number): string {
+    const length = end - start;
+    if (length > HASH_KEY_MAX_LENGTH) return hashTag(hmac(text.slice(start, end)));
+    const x = spanTag(text, start, end);
+    const slot = (x ^ (x >>> 16)) & (HASH_SLOTS - 1);
+    const key = hashKeys[slot];
+    if (hashTags[slot] === x && key !== undefined && key.length === length && text.startsWith(key, start)) return hashValues[slot] ?? '';
+    const span = text.slice(start, end);
+    const h = hashTag(hmac(span));
+    hashKeys[slot] = span;
+    hashValues[slot] = h;
+    hashTags[slot] = x;
     return h;
   }
 
-  function renderSpan(span: string, rank: number, keepFirst: number, keepLast: number): string {
-    if (rank === RANK.partial) return partial(span, keepFirst, keepLast);
-    if (rank === RANK.hash) return hash(span);
+  function renderSpan(text: string, start: number, end: number, rank: number, keepFirst: number, keepLast: number): string {
+    if (rank === RANK.partial) return partial(text, start, end, keepFirst, keepLast);
+    if (rank === RANK.hash) return hash(text, start, end);
     return REDACTED;
   }
 
@@ -426,8 +452,13 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return namesOf(bits, () => rules.filter((r) => (bits & (1 << r.index)) !== 0).map((r) => r.index));
   }
 
+  // What render() found besides the text (no result object per value).
+  let renderedNull = false;
+  let renderedCount = 0;
+  let renderedRules: readonly string[] = NO_RULES;
+
   /** Merges the overlapping hits and masks each union with its strongest action. */
-  function render(text: string): Rendered {
+  function render(text: string): string {
     sortHits();
     let out = '';
     let pos = 0;
@@ -460,21 +491,24 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
         else (many ??= new Set()).add(rule.index);
       }
       isNull ||= rank === RANK.null;
-      out += text.slice(pos, start) + renderSpan(text.slice(start, end), rank, keepFirst, keepLast);
+      out += text.slice(pos, start) + renderSpan(text, start, end, rank, keepFirst, keepLast);
       pos = end;
       masked++;
     }
     hitCount = 0;
     releaseScratch();
-    return { text: out + text.slice(pos), isNull, masked, rules: ruleNames(only, bits, many) };
+    renderedNull = isNull;
+    renderedCount = masked;
+    renderedRules = ruleNames(only, bits, many);
+    return out + text.slice(pos);
   }
 
   function maskText(text: string): { readonly text: string; readonly masked: number } {
     hitCount = 0;
     findSpans(text, globalPlan.finders, true);
     if (hitCount === 0) return { text, masked: 0 };
-    const r = render(text);
-    return { text: r.text, masked: r.masked };
+    const out = render(text);
+    return { text: out, masked: renderedCount };
   }
 
   return {
@@ -488,8 +522,8 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
       for (const rule of plan.whole) addHit(0, value.length, rule);
       findSpans(value, plan.finders, false);
       if (hitCount === 0) return { value, masked: 0, rules: NO_RULES };
-      const r = render(value);
-      return { value: r.isNull ? null : r.text, masked: r.masked, rules: r.rules };
+      const out = render(value);
+      return { value: renderedNull ? null : out, masked: renderedCount, rules: renderedRules };
     },
     maskText,
     stream(options) {

@@ -1,7 +1,95 @@
-/** PostgreSQL proxy: under construction (issue 4). */
-import { SidecarError } from '../errors.ts';
+/**
+ * The PostgreSQL proxy: a loopback listener, one PgSession per agent connection, the registry
+ * of upstream cancel keys (the agent receives the upstream's BackendKeyData unchanged, so a
+ * CancelRequest carrying a key of one of our sessions is forwarded on a fresh upstream
+ * connection; any other key is dropped), and the shared catalogue connection.
+ */
+import { createServer, type Socket } from 'node:net';
+import { SqlDecider } from '@airlock/policy';
 import type { ProxyOptions, RunningProxy } from '../proxy.ts';
+import { Catalog } from './catalog.ts';
+import { PgSession } from './session.ts';
+import { sendCancel } from './upstream.ts';
+import { cancelRequestMessage } from './wire.ts';
 
-export function startPgProxy(options: ProxyOptions): Promise<RunningProxy> {
-  return Promise.reject(new SidecarError('ConfigInvalid', `the PostgreSQL proxy is not available yet (connection ${options.upstream.name})`));
+export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const { upstream, log } = options;
+  const decider = options.bundle === undefined ? undefined : new SqlDecider(options.bundle);
+  const catalog = new Catalog(upstream);
+  const sessions = new Set<PgSession>();
+  const keys = new Map<string, PgSession>();
+  const keyOf = new Map<PgSession, string>();
+  const sockets = new Set<Socket>();
+
+  const registry = {
+    register(processId: number, secretKey: Buffer, session: PgSession): void {
+      const k = `${String(processId)}:${secretKey.toString('hex')}`;
+      keys.set(k, session);
+      keyOf.set(session, k);
+    },
+    unregister(session: PgSession): void {
+      const k = keyOf.get(session);
+      if (k !== undefined) keys.delete(k);
+      keyOf.delete(session);
+    },
+  };
+
+  const onCancel = (processId: number, secretKey: Buffer): void => {
+    const k = `${String(processId)}:${secretKey.toString('hex')}`;
+    if (!keys.has(k)) {
+      log.warn('cancel request with an unknown key dropped', { processId });
+      return;
+    }
+    log.info('cancel request forwarded', { processId });
+    sendCancel(upstream, cancelRequestMessage(processId, secretKey)).catch((err: unknown) => {
+      log.warn('cancel request failed', { error: (err as Error).message });
+    });
+  };
+
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const session = new PgSession(socket, {
+      bundle: options.bundle,
+      decider,
+      upstream,
+      approvals: options.approvals,
+      catalog,
+      recordingsDir: options.recordingsDir,
+      log,
+      ...(options.pod !== undefined ? { pod: options.pod } : {}),
+      ...(options.serviceAccount !== undefined ? { serviceAccount: options.serviceAccount } : {}),
+      keys: registry,
+      onCancel,
+    });
+    sessions.add(session);
+    void session.closed.then(() => sessions.delete(session));
+  });
+  server.on('error', (err) => {
+    log.error('listener error', { error: err.message });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : options.listen.port;
+  return {
+    host: options.listen.host,
+    port,
+    async close(): Promise<void> {
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+        for (const s of sessions) s.shutdown('the sidecar is shutting down');
+        for (const s of sockets) s.end();
+      });
+      await Promise.all([...sessions].map((s) => s.closed));
+      catalog.close();
+    },
+  };
 }

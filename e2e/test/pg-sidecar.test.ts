@@ -1,0 +1,671 @@
+/**
+ * The PostgreSQL sidecar against a real PostgreSQL, with psql, node-postgres, pgbench and a raw
+ * protocol client as agents. The sidecar runs as `airlock sidecar` (local mode), a real process.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startPostgres, type Postgres } from '../src/postgres.ts';
+import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
+import { RawClient, serialize } from '../src/pgwire.ts';
+
+const CARD = '4111111111111111';
+const CARD2 = '5500000000000004';
+
+function manifests(port: number, extra: { defaultAction?: string; tls?: string; ca?: string; password?: string } = {}): string {
+  return `
+apiVersion: v1
+kind: Secret
+metadata: { name: orders-credentials, namespace: agents }
+stringData: { username: agent, password: ${extra.password ?? 'agent-secret-pw'} }
+${extra.ca === undefined ? '' : `---
+apiVersion: v1
+kind: Secret
+metadata: { name: orders-ca, namespace: agents }
+stringData:
+  ca.crt: |
+${extra.ca.split('\n').map((l) => `    ${l}`).join('\n')}
+`}---
+apiVersion: airlock.dev/v1alpha1
+kind: AgentConnection
+metadata: { name: orders, namespace: agents, labels: { env: prod, data: pii } }
+spec:
+  protocol: postgres
+  target:
+    host: 127.0.0.1
+    port: ${port}
+    database: orders
+    tls: { mode: ${extra.tls ?? 'disable'}${extra.ca === undefined ? '' : ', caSecretRef: { name: orders-ca }'}${extra.tls === 'verify-full' ? ', serverName: localhost' : ''} }
+  credentialsSecretRef: { name: orders-credentials }
+  agents: { podSelector: {} }
+  defaultAction: ${extra.defaultAction ?? 'Allow'}
+  recording: { failurePolicy: Closed }
+---
+apiVersion: airlock.dev/v1alpha1
+kind: MaskingPolicy
+metadata: { name: pii, namespace: agents }
+spec:
+  connectionSelector: { matchLabels: { data: pii } }
+  rules:
+    - name: cards
+      match: { detectors: [credit_card] }
+      action: { type: partial, keepLast: 4 }
+    - name: emails
+      match: { columns: ["*.customers.email"] }
+      action: { type: hash }
+    - name: ssn-column
+      match: { columns: ["*.customers.ssn"] }
+      action: { type: "null" }
+---
+apiVersion: airlock.dev/v1alpha1
+kind: ApprovalRule
+metadata: { name: guardrails, namespace: agents }
+spec:
+  connectionSelector: { matchLabels: { env: prod } }
+  rules:
+    - name: never-destroy
+      match: { sql: { classes: [destructive, privilege] } }
+      action: Block
+      message: destructive statements are not allowed on production
+    - name: payments-need-review
+      match: { sql: { classes: [write], tables: ["public.payments"] } }
+      action: RequireApproval
+      approval: { approvers: { users: [alice], groups: [] }, required: 1, timeout: 30s }
+`;
+}
+
+let postgres: Postgres;
+let sidecar: SidecarProcess;
+let recordings: string;
+let stateDir: string;
+
+function pgClient(config: Partial<pg.ClientConfig> = {}): pg.Client {
+  return new pg.Client({ host: '127.0.0.1', port: sidecar.port, user: 'anyone', password: 'not-checked', database: 'whatever', ...config });
+}
+
+function psql(args: readonly string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('psql', ['-X', '-h', '127.0.0.1', '-p', String(sidecar.port), '-U', 'agent', '-d', 'orders', ...args], {
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, PGPASSWORD: 'whatever', PGCONNECT_TIMEOUT: '10' },
+  });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function airlock(args: readonly string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(AIRLOCK_BIN, args, { encoding: 'utf8' });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function recordingFiles(): string[] {
+  const dir = join(recordings, 'orders');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jsonl')).map((f) => join(dir, f)).sort() : [];
+}
+
+function records(path: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The recording whose session ran `text` */
+function recordingWith(text: string): string {
+  const f = recordingFiles().find((p) => readFileSync(p, 'utf8').includes(text));
+  assert.ok(f !== undefined, `no recording contains ${text}`);
+  return f;
+}
+
+async function waitFor<T>(fn: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function pendingApproval(): string | undefined {
+  const r = airlock(['approvals', 'list', '--state-dir', stateDir, '-o', 'json']);
+  const list = JSON.parse(r.stdout || '[]') as { name: string }[];
+  return list[0]?.name;
+}
+
+before(async () => {
+  postgres = await startPostgres();
+  const setup = createAgent(postgres);
+  assert.equal(setup.code, 0, setup.stderr);
+  const schema = postgres.psql(
+    `SET ROLE agent;
+     CREATE TABLE customers (id int PRIMARY KEY, name text, email text UNIQUE, ssn text, card text, card_number bigint, note jsonb);
+     INSERT INTO customers VALUES
+       (1, 'Alice', 'alice@example.com', '078-05-1120', '${CARD}', ${CARD}, '{"card": "${CARD}"}'),
+       (2, 'Bob', 'bob@example.org', '219-09-9999', '${CARD2}', 42, '{}');
+     CREATE TABLE payments (id serial PRIMARY KEY, amount int);
+     CREATE TABLE events (id serial PRIMARY KEY, body text);`,
+    { database: 'orders' },
+  );
+  assert.equal(schema.code, 0, schema.stderr);
+  recordings = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+  stateDir = mkdtempSync(join(tmpdir(), 'airlock-state-'));
+  const dir = manifestDir({ 'orders.yaml': manifests(postgres.port) });
+  sidecar = await startSidecar({ manifests: [dir], connection: 'orders', recordingsDir: recordings, stateDir });
+});
+
+after(async () => {
+  await (sidecar as SidecarProcess | undefined)?.stop();
+  await (postgres as Postgres | undefined)?.stop();
+});
+
+function createAgent(server: Postgres, encryption = 'scram-sha-256'): { code: number; stderr: string } {
+  const role = server.psql(`SET password_encryption = '${encryption}'; CREATE ROLE agent LOGIN PASSWORD 'agent-secret-pw'`);
+  if (role.code !== 0) return role;
+  return server.psql('CREATE DATABASE orders OWNER agent');
+}
+
+describe('psql', () => {
+  test('masks by column and by detector; a blocked statement leaves the session usable', () => {
+    const r = psql(['-At', '-F', '|'], 'SELECT id, email, ssn, card FROM customers ORDER BY id;\nDROP TABLE customers;\nSELECT count(*) FROM customers;\n');
+    const out = r.stdout + r.stderr;
+    for (const secret of ['alice@example.com', 'bob@example.org', '078-05-1120', CARD, CARD2]) assert.ok(!out.includes(secret), `${secret} leaked: ${out}`);
+    const rows = r.stdout.trim().split('\n');
+    assert.match(rows[0] ?? '', /^1\|hmac:[0-9a-f]{16}\|\|\*{12}1111$/);
+    assert.match(r.stderr, /ERROR: {2}airlock: destructive statements are not allowed on production/);
+    assert.equal(rows.at(-1), '2', 'the statement after the blocked one ran in the same session');
+    const check = postgres.psql('SELECT count(*) FROM customers', { database: 'orders' });
+    assert.equal(check.stdout.trim(), '2');
+  });
+
+  test('the agent never needs the password and the listener ignores the one it sends', () => {
+    const r = psql(['-At', '-c', 'SELECT current_user'], undefined);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'agent');
+  });
+
+  test('a blocked statement inside a transaction aborts it like any error', () => {
+    const r = psql(['-At'], "BEGIN;\nINSERT INTO events(body) VALUES ('in-tx');\nTRUNCATE customers;\nCOMMIT;\nSELECT count(*) FROM events WHERE body = 'in-tx';\n");
+    assert.match(r.stderr, /airlock: destructive statements/);
+    assert.equal(r.stdout.trim().split('\n').at(-1), '0');
+  });
+
+  test('COPY out is masked; COPY in works', () => {
+    const out = psql(['-At', '-c', 'COPY (SELECT id, card FROM customers ORDER BY id) TO STDOUT']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, '1\t************1111\n2\t************0004\n');
+    const input = psql(['-At', '-c', 'COPY events(body) FROM STDIN'], 'copied-1\ncopied-2\n\\.\n');
+    assert.equal(input.code, 0, input.stderr);
+    assert.equal(postgres.psql("SELECT count(*) FROM events WHERE body LIKE 'copied-%'", { database: 'orders' }).stdout.trim(), '2');
+  });
+
+  test('error messages that quote values are masked', () => {
+    const r = psql(['-At', '-c', `INSERT INTO customers(id, email) VALUES (3, 'alice@example.com')`]);
+    assert.notEqual(r.code, 0);
+    // the unique violation's detail quotes the key; the email column rule does not apply to text,
+    // but a card number in a key would be caught by the detector
+    const r2 = psql(['-At', '-c', `SELECT ('${CARD}')::int`]);
+    // the server's message quotes the value; psql's own "LINE 1:" echo of the agent's query is not from the server
+    const serverLine = r2.stderr.split('\n').find((l) => l.startsWith('ERROR:')) ?? '';
+    assert.match(serverLine, /value "\*{12}1111" is out of range/);
+  });
+});
+
+describe('node-postgres', () => {
+  test('extended protocol with parameters, text and binary results, named statements re-executed', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const r = await c.query('SELECT id, email, card, card_number, note FROM customers WHERE id = $1', [1]);
+      const row = r.rows[0] as { email: string; card: string; card_number: string | null; note: { card: string } };
+      assert.match(row.email, /^hmac:/);
+      assert.equal(row.card, '************1111');
+      assert.equal(row.card_number, null, 'a masked value of a non-text type becomes NULL');
+      assert.equal(row.note.card, '************1111', 'jsonb stays valid JSON');
+      for (let i = 0; i < 5; i++) {
+        const named = await c.query({ name: 'by-id', text: 'SELECT email, card FROM customers WHERE id = $1', values: [2] });
+        assert.match((named.rows[0] as { email: string }).email, /^hmac:/);
+        assert.equal((named.rows[0] as { card: string }).card, '************0004');
+      }
+      // node-postgres asks for binary results with `binary` on the query (missing from its type definitions)
+      const binaryQuery: pg.QueryConfig = Object.assign({ text: 'SELECT card, id, email FROM customers WHERE id = 1' }, { binary: true });
+      const bin = await c.query(binaryQuery);
+      const b = bin.rows[0] as { card: string; email: string };
+      assert.equal(b.card, '************1111');
+      assert.match(b.email, /^hmac:/);
+      const ok = await c.query('SELECT $1::text AS v', ['plain text']);
+      assert.equal((ok.rows[0] as { v: string }).v, 'plain text');
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a blocked statement is 42501 and the connection goes on', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      await assert.rejects(c.query('DELETE FROM customers'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, '42501');
+        assert.match(err.message, /destructive statements are not allowed/);
+        return true;
+      });
+      await assert.rejects(c.query('GRANT ALL ON customers TO public'), { code: '42501' });
+      const r = await c.query('SELECT count(*)::int AS n FROM customers');
+      assert.equal((r.rows[0] as { n: number }).n, 2);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('LISTEN/NOTIFY and notices pass through', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const got = new Promise<string>((resolve) => {
+        c.on('notification', (n) => {
+          resolve(n.payload ?? '');
+        });
+      });
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      await c.query('LISTEN airlock_test');
+      const other = pgClient();
+      await other.connect();
+      await other.query("SELECT pg_notify('airlock_test', 'hello')");
+      await other.end();
+      assert.equal(await got, 'hello');
+      await c.query('SET client_min_messages = notice');
+      await c.query('CREATE TEMP TABLE IF NOT EXISTS t1 (x int)');
+      await c.query('CREATE TEMP TABLE IF NOT EXISTS t1 (x int)');
+      assert.ok(notices.some((n) => n.includes('already exists')), JSON.stringify(notices));
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('large rows and many rows', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const big = await c.query("SELECT repeat('x', 20 * 1024 * 1024) AS v, 'mail me: carol@example.com card " + CARD + "' AS w");
+      assert.equal((big.rows[0] as { v: string }).v.length, 20 * 1024 * 1024);
+      assert.equal((big.rows[0] as { w: string }).w, 'mail me: carol@example.com card ************1111');
+      const many = await c.query('SELECT g, md5(g::text) FROM generate_series(1, 200000) g');
+      assert.equal(many.rowCount, 200000);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a long-running query is cancelled through the sidecar', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const started = Date.now();
+      const running = c.query('SELECT pg_sleep(30)');
+      await new Promise((r) => setTimeout(r, 500));
+      const info = c as unknown as { processID: number; secretKey: number };
+      const cancel = await RawClient.connect(sidecar.port, { startup: false });
+      const msg = Buffer.alloc(16);
+      msg.writeInt32BE(16, 0);
+      msg.writeInt32BE(80877102, 4);
+      msg.writeInt32BE(info.processID, 8);
+      msg.writeInt32BE(info.secretKey, 12);
+      cancel.send(msg);
+      await assert.rejects(running, { code: '57014' });
+      assert.ok(Date.now() - started < 10_000);
+      const after = await c.query('SELECT 1 AS one');
+      assert.equal((after.rows[0] as { one: number }).one, 1);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('approvals', () => {
+  test('a held write runs when approved, and the approval is recorded', async () => {
+    const c = pgClient();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(`${n.message} ${n.hint ?? ''}`));
+    await c.connect();
+    try {
+      const running = c.query('INSERT INTO payments(amount) VALUES (100)');
+      const name = await waitFor(pendingApproval, 'a pending approval');
+      const bad = airlock(['approvals', 'approve', name, '--state-dir', stateDir, '--as', 'mallory']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /mallory is not an approver/);
+      const ok = airlock(['approvals', 'approve', name, '--state-dir', stateDir, '--as', 'alice', '--reason', 'expected payment']);
+      assert.equal(ok.code, 0, ok.stderr);
+      const r = await running;
+      assert.equal(r.rowCount, 1);
+      assert.ok(notices.some((n) => n.includes('waiting for approval') && n.includes(`airlock approvals approve ${name}`)), JSON.stringify(notices));
+      const rec = records(recordingWith('INSERT INTO payments(amount) VALUES (100)'));
+      const approval = rec.find((x) => x['type'] === 'approval' && x['phase'] === 'Approved');
+      assert.deepEqual(approval?.['reviewers'], ['alice']);
+      assert.equal(approval['reason'], 'expected payment');
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a denied write fails with 42501 and the session goes on', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const running = c.query('INSERT INTO payments(amount) VALUES (666)');
+      const name = await waitFor(pendingApproval, 'a pending approval');
+      const r = airlock(['approvals', 'deny', name, '--state-dir', stateDir, '--as', 'alice', '--reason', 'not today']);
+      assert.equal(r.code, 0, r.stderr);
+      await assert.rejects(running, (err: Error & { code?: string }) => {
+        assert.equal(err.code, '42501');
+        assert.match(err.message, /denied by alice: not today/);
+        return true;
+      });
+      assert.equal(postgres.psql('SELECT count(*) FROM payments WHERE amount = 666', { database: 'orders' }).stdout.trim(), '0');
+      const after = await c.query('SELECT 1 AS one');
+      assert.equal(after.rowCount, 1);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a prepared statement held at Parse, approved, then executed', async () => {
+    const c = pgClient();
+    await c.connect();
+    try {
+      const running = c.query({ name: 'pay', text: 'INSERT INTO payments(amount) VALUES ($1)', values: [7] });
+      const name = await waitFor(pendingApproval, 'a pending approval');
+      assert.equal(airlock(['approvals', 'approve', name, '--state-dir', stateDir, '--as', 'alice']).code, 0);
+      assert.equal((await running).rowCount, 1);
+      // the approved prepared statement runs again without a new approval
+      assert.equal((await c.query({ name: 'pay', text: 'INSERT INTO payments(amount) VALUES ($1)', values: [8] })).rowCount, 1);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('extended protocol pipelines (raw)', () => {
+  test('a blocked Parse inside a batch: error, discard until Sync, the batch rolled back, session usable', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      const from = c.messages.length;
+      c.send(
+        serialize.parse({ text: "INSERT INTO events(body) VALUES ('batch-1')" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.parse({ text: 'DELETE FROM events' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+        serialize.query('SELECT 42'),
+      );
+      const msgs = await c.until((m) => m.name === 'readyForQuery', from);
+      assert.deepEqual(
+        msgs.map((m) => m.name),
+        ['parseComplete', 'bindComplete', 'commandComplete', 'error', 'readyForQuery'],
+      );
+      const err = msgs[3] as unknown as { code: string; message: string };
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /destructive/);
+      const next = await c.until((m) => m.name === 'readyForQuery', from + msgs.length);
+      assert.ok(next.some((m) => m.name === 'dataRow'));
+      assert.equal(postgres.psql("SELECT count(*) FROM events WHERE body = 'batch-1'", { database: 'orders' }).stdout.trim(), '0', 'the implicit transaction was rolled back');
+    } finally {
+      c.end();
+    }
+  });
+
+  test('pipelined batches, named statements and portals, Execute without Describe is still masked', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      const from = c.messages.length;
+      c.send(serialize.parse({ name: 's1', text: 'SELECT email, card FROM customers WHERE id = $1' }), serialize.sync());
+      for (let i = 0; i < 20; i++) {
+        c.send(serialize.bind({ statement: 's1', portal: 'p', values: ['1'] }), serialize.execute({ portal: 'p' }), serialize.close({ type: 'P', name: 'p' }), serialize.sync());
+      }
+      c.send(serialize.flush());
+      const got: unknown[] = [];
+      let pos = from;
+      for (let i = 0; i < 21; i++) {
+        const batch = await c.until((m) => m.name === 'readyForQuery', pos).catch((err: unknown) => {
+          throw new Error(`${(err as Error).message}: ${JSON.stringify(c.messages.filter((m) => m.name === 'error'))}`);
+        });
+        pos += batch.length;
+        got.push(...batch);
+      }
+      const rows = got.filter((m) => (m as { name: string }).name === 'dataRow') as unknown as { fields: (string | null)[] }[];
+      assert.equal(rows.length, 20);
+      for (const r of rows) {
+        assert.match(r.fields[0] ?? '', /^hmac:/);
+        assert.equal(r.fields[1], '************1111');
+      }
+      assert.ok(!got.some((m) => (m as { name: string }).name === 'rowDescription'), 'the proxy’s own Describe is not shown to the agent');
+    } finally {
+      c.end();
+    }
+  });
+
+  test('portal suspension with a row limit', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      const from = c.messages.length;
+      c.send(serialize.query('BEGIN'));
+      await c.until((m) => m.name === 'readyForQuery', from);
+      const at = c.messages.length;
+      c.send(serialize.parse({ text: 'SELECT card FROM customers ORDER BY id' }), serialize.bind({ portal: 'cur' }), serialize.describe({ type: 'P', name: 'cur' }), serialize.execute({ portal: 'cur', rows: 1 }), serialize.execute({ portal: 'cur', rows: 1 }), serialize.sync());
+      const msgs = await c.until((m) => m.name === 'readyForQuery', at);
+      assert.deepEqual(
+        msgs.map((m) => m.name),
+        ['parseComplete', 'bindComplete', 'rowDescription', 'dataRow', 'portalSuspended', 'dataRow', 'portalSuspended', 'readyForQuery'],
+      );
+      assert.equal((msgs[5] as unknown as { fields: string[] }).fields[0], '************0004');
+    } finally {
+      c.end();
+    }
+  });
+});
+
+describe('recordings', () => {
+  test('every session is recorded, verifies, and tampering is detected', () => {
+    const r = psql(['-At', '-c', "SELECT 'recorded-marker'"]);
+    assert.equal(r.code, 0, r.stderr);
+    const file = recordingWith('recorded-marker');
+    const rec = records(file);
+    assert.deepEqual(
+      rec.map((x) => x['type']),
+      ['session_start', 'statement', 'result', 'session_end'],
+    );
+    assert.equal(rec[1]?.['decision'], 'Allow');
+    assert.equal(rec[2]?.['tag'], 'SELECT 1');
+    const ok = airlock(['sessions', 'verify', file]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const show = airlock(['sessions', 'show', file]);
+    assert.match(show.stdout, /recorded-marker/);
+    const tampered = join(mkdtempSync(join(tmpdir(), 'airlock-tamper-')), 'x.jsonl');
+    writeFileSync(tampered, readFileSync(file, 'utf8').replace('recorded-marker', 'innocent-marker'));
+    const bad = airlock(['sessions', 'verify', tampered]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /record 2: hash does not match/);
+  });
+
+  test('recorded statement text is masked', () => {
+    psql(['-At', '-c', `SELECT 'card ${CARD} in text' AS marker_masked_text`]);
+    const file = recordingWith('marker_masked_text');
+    assert.ok(!readFileSync(file, 'utf8').includes(CARD));
+  });
+
+  test('pgbench runs through the sidecar (simple and prepared) and every transaction is recorded', () => {
+    const env = { ...process.env, PGPASSWORD: 'x' };
+    // pgbench -i drops and creates tables: run directly (the policy blocks DROP), then benchmark through the sidecar
+    const init = spawnSync('pgbench', ['-i', '-s', '1', '-q', '-h', '127.0.0.1', '-p', String(postgres.port), '-U', 'agent', 'orders'], { encoding: 'utf8', env: { ...env, PGPASSWORD: 'agent-secret-pw' } });
+    assert.match(init.stderr + init.stdout, /done/, init.stderr);
+    const before = recordingFiles().length;
+    for (const mode of ['simple', 'prepared']) {
+      const run = spawnSync('pgbench', ['-S', '-t', '200', '-c', '2', '-M', mode, '-h', '127.0.0.1', '-p', String(sidecar.port), '-U', 'agent', 'orders'], { encoding: 'utf8', env });
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /number of transactions actually processed: 400\/400/);
+    }
+    // 2 runs × 2 clients (+ pgbench's own setup connections); each recorded its SELECTs
+    const fresh = recordingFiles().slice(before).map(records);
+    const selects = fresh.flat().filter((r) => r['type'] === 'statement' && String(r['text']).includes('pgbench_accounts') && String(r['text']).startsWith('SELECT'));
+    assert.ok(selects.length >= 800, `recorded ${String(selects.length)} SELECTs`);
+  });
+});
+
+describe('robustness', () => {
+  test('malformed, truncated and oversized messages: ErrorResponse, closed, sidecar still serving', async () => {
+    // a Bind whose declared parameter count runs past the message
+    const c1 = await RawClient.connect(sidecar.port);
+    const bad = Buffer.from([0x42, 0, 0, 0, 10, 0, 0, 0, 0, 0x00, 0x05]);
+    c1.send(bad);
+    const e1 = await c1.until((m) => m.name === 'error');
+    assert.equal((e1.at(-1) as unknown as { code: string }).code, '08P01');
+    await c1.closedByPeer();
+    // an unknown message type
+    const c2 = await RawClient.connect(sidecar.port);
+    c2.send(Buffer.from([0x7a, 0, 0, 0, 4]));
+    await c2.until((m) => m.name === 'error');
+    await c2.closedByPeer();
+    // a message claiming 2 GiB
+    const c3 = await RawClient.connect(sidecar.port);
+    c3.send(Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]));
+    const e3 = await c3.until((m) => m.name === 'error');
+    assert.equal((e3.at(-1) as unknown as { code: string }).code, '54000');
+    await c3.closedByPeer();
+    // garbage instead of a startup packet
+    const c4 = await RawClient.connect(sidecar.port, { startup: false });
+    c4.send(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await c4.closedByPeer();
+    // a truncated message then the client goes away
+    const c5 = await RawClient.connect(sidecar.port);
+    c5.send(Buffer.from([0x51, 0, 0, 0, 100, 0x53]));
+    c5.socket.destroy();
+    const r = psql(['-At', '-c', 'SELECT 7']);
+    assert.equal(r.stdout.trim(), '7');
+    assert.equal(sidecar.child.exitCode, null);
+  });
+
+  test('a slow reader of a 10-million-row result keeps the sidecar memory bounded', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    c.socket.pause();
+    c.socket.resume();
+    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${String(sidecar.pid)}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const before = rss();
+    // read slowly: pause the socket and drip
+    let received = 0;
+    c.socket.removeAllListeners('data');
+    c.socket.on('data', (d: Buffer) => {
+      received += d.length;
+    });
+    c.socket.pause();
+    c.send(serialize.query('SELECT g, md5(g::text) FROM generate_series(1, 10000000) g'));
+    let peak = 0;
+    for (let i = 0; i < 30; i++) {
+      c.socket.resume();
+      await new Promise((r) => setTimeout(r, 5));
+      c.socket.pause();
+      await new Promise((r) => setTimeout(r, 95));
+      peak = Math.max(peak, rss());
+    }
+    assert.ok(received > 0);
+    assert.ok(peak - before < 48 * 1024 * 1024, `sidecar RSS grew by ${String(peak - before)} bytes while the client was slow`);
+    c.socket.destroy();
+  });
+
+  test('an upstream restart mid-session gives a clean error, and new sessions work after', async () => {
+    const c = pgClient();
+    const errors: string[] = [];
+    c.on('error', (err) => errors.push(err.message));
+    await c.connect();
+    await c.query('SELECT 1');
+    await postgres.restart();
+    await waitFor(() => (errors.length > 0 ? true : undefined), 'the client to see the error');
+    assert.match(errors[0] ?? '', /terminating connection due to administrator command/);
+    await assert.rejects(c.query('SELECT 1'));
+    await c.end().catch(() => undefined);
+    // a raw client idle in a session during the restart gets an ErrorResponse and a closed socket
+    const raw = await RawClient.connect(sidecar.port);
+    await postgres.restart();
+    await raw.until((m) => m.name === 'error');
+    await raw.closedByPeer();
+    const r = psql(['-At', '-c', 'SELECT 8']);
+    assert.equal(r.stdout.trim(), '8', r.stderr);
+  });
+});
+
+describe('upstream login', () => {
+  test('a wrong upstream password gives a clear error that does not contain the secret', async () => {
+    const dir = manifestDir({ 'orders.yaml': manifests(postgres.port, { password: 'wrong-secret-pw' }) });
+    const rec = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+    const s = await startSidecar({ manifests: [dir], connection: 'orders', recordingsDir: rec, stateDir });
+    try {
+      const r = spawnSync('psql', ['-X', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'agent', '-d', 'orders', '-c', 'SELECT 1'], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: 'x' } });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /upstream login as "agent" to 127\.0\.0\.1:\d+\/orders failed: password authentication failed/);
+      assert.ok(!r.stderr.includes('wrong-secret-pw'));
+      assert.ok(!s.stderr().includes('wrong-secret-pw'));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  for (const method of ['md5', 'password'] as const) {
+    test(`${method} authentication upstream`, async () => {
+      const other = await startPostgres({ authMethod: method });
+      try {
+        assert.equal(createAgent(other, method === 'md5' ? 'md5' : 'scram-sha-256').code, 0);
+        const dir = manifestDir({ 'orders.yaml': manifests(other.port) });
+        const rec = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+        const s = await startSidecar({ manifests: [dir], connection: 'orders', recordingsDir: rec, stateDir });
+        try {
+          const r = spawnSync('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'agent', '-d', 'orders', '-c', 'SELECT current_user'], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: 'x' } });
+          assert.equal(r.stdout.trim(), 'agent', r.stderr);
+        } finally {
+          await s.stop();
+        }
+      } finally {
+        await other.stop();
+      }
+    });
+  }
+
+  test('TLS upstream: require, verify-full with the CA, and verify-full with the wrong CA', async () => {
+    const tlsPg = await startPostgres({ ssl: true });
+    try {
+      assert.equal(createAgent(tlsPg).code, 0);
+      const ca = tlsPg.caCert ?? '';
+      const cases: { tls: string; ca?: string; ok: boolean }[] = [
+        { tls: 'require', ok: true },
+        { tls: 'verify-full', ca, ok: true },
+        { tls: 'verify-full', ca: postgres.caCert ?? (await otherCa()), ok: false },
+      ];
+      for (const k of cases) {
+        const dir = manifestDir({ 'orders.yaml': manifests(tlsPg.port, k) });
+        const rec = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+        const s = await startSidecar({ manifests: [dir], connection: 'orders', recordingsDir: rec, stateDir });
+        try {
+          const r = spawnSync('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(s.port), '-U', 'agent', '-d', 'orders', '-c', 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: 'x' } });
+          if (k.ok) assert.equal(r.stdout.trim(), 't', `${k.tls}: ${r.stderr}`);
+          else assert.match(r.stderr, /TLS to 127\.0\.0\.1:\d+\/orders failed \(verify-full\)/);
+        } finally {
+          await s.stop();
+        }
+      }
+    } finally {
+      await tlsPg.stop();
+    }
+  });
+});
+
+async function otherCa(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-ca-'));
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=unrelated-ca', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    p.once('exit', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error('openssl failed'));
+    });
+  });
+  return readFileSync(join(dir, 'c'), 'utf8');
+}

@@ -1,0 +1,1009 @@
+/**
+ * One proxied PostgreSQL client connection. The agent side is terminated here (startup, no
+ * password asked: the listener is pod-local); the upstream side is a fresh connection logged
+ * in with the Secret's credentials. Every statement (Query, Parse, and each Execute) is decided
+ * by the policy engine and its record handed to the OS before the statement is forwarded.
+ *
+ * Refusals are made by the upstream itself: the refused message is replaced by one that fails
+ * to parse, so PostgreSQL answers it with an ErrorResponse in the right place of the pipeline,
+ * aborts the implicit or explicit transaction and discards the rest of an extended batch until
+ * Sync exactly as it would for any error; the proxy swaps that ErrorResponse for its own 42501.
+ *
+ * Upstream responses are matched to the frontend messages that caused them through a queue of
+ * expectations, which gives each result its row plan (for masking) and its record.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { PolicyBundle, SqlDecider, Decision } from '@airlock/policy';
+import type { ApprovalOutcome, ApprovalPort } from '../approval/port.ts';
+import type { UpstreamConfig } from '../config.ts';
+import { SidecarError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { pgReply } from '../replies.ts';
+import { RecorderError, RecordingWriter } from '../record/writer.ts';
+import { sessionFiles } from '../record/files.ts';
+import { errorResponse, noticeResponse, authenticationOk } from './backend.ts';
+import type { Catalog } from './catalog.ts';
+import { ProtocolError } from './errors.ts';
+import { FrontendParser, PROTOCOL_3_0, type Framed, type FrontendMessage } from './frontend.ts';
+import { PASS_THROUGH, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
+import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNoticeFields, MAX_BACKEND_MESSAGE } from './wire.ts';
+
+/** Startup parameters passed upstream; anything else (options, replication, search_path, …) is dropped. */
+const PASSED_PARAMETERS: ReadonlySet<string> = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits']);
+
+/** Text that fails to parse: what a refused statement is replaced with upstream. */
+const REFUSED_SQL = 'AIRLOCK REFUSED THIS STATEMENT';
+
+export interface SessionDeps {
+  readonly bundle: PolicyBundle | undefined;
+  readonly decider: SqlDecider | undefined;
+  readonly upstream: UpstreamConfig;
+  readonly approvals: ApprovalPort;
+  readonly catalog: Catalog;
+  readonly recordingsDir: string;
+  readonly log: Logger;
+  readonly pod?: string;
+  readonly serviceAccount?: string;
+  /** the proxy's cancel-key registry */
+  readonly keys: {
+    register(processId: number, secretKey: Buffer, session: PgSession): void;
+    unregister(session: PgSession): void;
+  };
+  /** a CancelRequest from an agent; the proxy forwards it when the key is one of its sessions */
+  readonly onCancel: (processId: number, secretKey: Buffer) => void;
+}
+
+interface StatementRecord {
+  readonly id: number;
+  rows: number;
+  masked: number;
+  tags: string[];
+  error: string | undefined;
+  rules: Set<string> | undefined;
+}
+
+type Expect =
+  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: FieldInfo[] | undefined; failed: boolean }
+  | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined }
+  | { readonly k: 'bind' }
+  /** `of`: the statement or portal described, as it was when the Describe was sent (names are reused) */
+  | { readonly k: 'describe'; readonly of: { fields?: FieldInfo[] | null } | undefined; readonly swallow: boolean }
+  | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined }
+  | { readonly k: 'close' }
+  | { readonly k: 'sync' };
+
+interface Prepared {
+  readonly sql: string;
+  readonly decision: Decision;
+  /** held at Parse and approved */
+  readonly approved: boolean;
+  /** result columns from a Describe of the statement (text format); null: returns no rows */
+  fields?: FieldInfo[] | null;
+}
+
+interface Portal {
+  readonly statementName: string;
+  readonly statement: Prepared | undefined;
+  readonly resultFormats: readonly number[];
+  /** result columns from a Describe of the portal (actual formats); null: returns no rows */
+  fields: FieldInfo[] | null | undefined;
+}
+
+type Phase = 'startup' | 'connecting' | 'ready' | 'closed';
+
+function fieldsOf(buf: Buffer, start: number, end: number): FieldInfo[] {
+  const n = buf.readInt16BE(start + 5);
+  const out: FieldInfo[] = [];
+  let pos = start + 7;
+  for (let i = 0; i < n; i++) {
+    const nul = buf.indexOf(0, pos);
+    if (nul < 0 || nul + 19 > end) throw new ProtocolError('upstream sent a malformed RowDescription');
+    pos = nul + 1;
+    out.push({ tableID: buf.readUInt32BE(pos), columnID: buf.readInt16BE(pos + 4), dataTypeID: buf.readUInt32BE(pos + 6), format: buf.readInt16BE(pos + 16) });
+    pos += 18;
+  }
+  return out;
+}
+
+export class PgSession {
+  readonly #agent: Socket;
+  readonly #deps: SessionDeps;
+  readonly #log: Logger;
+  readonly #parser = new FrontendParser();
+  #phase: Phase = 'startup';
+  #up: Socket | TLSSocket | undefined;
+  #rec: RecordingWriter | undefined;
+  #recordingOpen = true;
+  #id = '';
+  #client: string;
+
+  // frontend side
+  #held = false;
+  #inbox: Framed[] = [];
+  #statementSeq = 0;
+  readonly #statements = new Map<string, Prepared>();
+  readonly #portals = new Map<string, Portal>();
+  #copyIn = false;
+
+  // backend side
+  readonly #expects: Expect[] = [];
+  #head = 0;
+  #upCarry: Buffer | undefined;
+  #upBlocked = false;
+  #copyOut = false;
+  #agentOut: Buffer[] = [];
+  #fatalSeen = false;
+
+  // counters for session_end
+  #counts = { statements: 0, blocked: 0, approvals: 0, rows: 0, masked: 0 };
+  #abort = new AbortController();
+  #closed: Promise<void>;
+  #resolveClosed: () => void = () => undefined;
+
+  constructor(agent: Socket, deps: SessionDeps) {
+    this.#agent = agent;
+    this.#deps = deps;
+    this.#client = `${agent.remoteAddress ?? '?'}:${String(agent.remotePort ?? 0)}`;
+    this.#log = deps.log.child({ connection: deps.upstream.name, client: this.#client });
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    agent.setNoDelay(true);
+    agent.on('data', (d: Buffer) => {
+      this.#onAgentData(d);
+    });
+    agent.on('error', (err) => {
+      this.#log.debug('agent socket error', { error: err.message });
+    });
+    agent.on('close', () => {
+      this.#end('the agent disconnected');
+    });
+    agent.on('drain', () => {
+      this.#resumeUpstream();
+    });
+  }
+
+  /** resolves when both sides are closed and the recording is closed */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  /** Ends the session from the proxy (shutdown). */
+  shutdown(reason: string): void {
+    if (this.#phase === 'ready') {
+      this.#agent.write(errorResponse({ severity: 'FATAL', code: '57P01', message: `airlock: ${reason}` }));
+    }
+    this.#agent.end();
+    this.#end(reason);
+  }
+
+  // ---------------------------------------------------------------- agent → upstream
+
+  #onAgentData(chunk: Buffer): void {
+    if (this.#phase === 'closed') return;
+    let msgs: Framed[];
+    try {
+      msgs = this.#parser.push(chunk);
+    } catch (err) {
+      this.#fatal(err);
+      return;
+    }
+    if (this.#phase === 'startup') {
+      this.#startup(msgs);
+      return;
+    }
+    if (this.#phase !== 'ready' || this.#held) {
+      this.#inbox.push(...msgs);
+      return;
+    }
+    this.#process(msgs);
+  }
+
+  #startup(msgs: Framed[]): void {
+    for (let i = 0; i < msgs.length; i++) {
+      const m = (msgs[i] as Framed).message;
+      if (m.type === 'SSLRequest' || m.type === 'GSSENCRequest') {
+        this.#agent.write(Buffer.from('N'));
+        continue;
+      }
+      if (m.type === 'CancelRequest') {
+        this.#deps.onCancel(m.processId, m.secretKey);
+        this.#phase = 'closed';
+        this.#agent.end();
+        this.#resolveClosed();
+        return;
+      }
+      if (m.type === 'StartupMessage') {
+        this.#phase = 'connecting';
+        this.#agent.pause();
+        this.#inbox.push(...msgs.slice(i + 1));
+        this.#connect(m).then(
+          () => {
+            this.#phase = 'ready';
+            const rest = this.#inbox;
+            this.#inbox = [];
+            this.#agent.resume();
+            this.#process(rest);
+          },
+          (err: unknown) => {
+            this.#fatal(err);
+          },
+        );
+        return;
+      }
+      this.#fatal(new ProtocolError(`expected a startup packet, got ${m.type}`));
+      return;
+    }
+  }
+
+  async #connect(m: Extract<FrontendMessage, { type: 'StartupMessage' }>): Promise<void> {
+    const major = m.protocolVersion >>> 16;
+    if (major !== 3) throw new ProtocolError(`unsupported frontend protocol ${major}.${m.protocolVersion & 0xffff}: Airlock speaks 3.0`);
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.parameters)) if (PASSED_PARAMETERS.has(k)) params[k] = v;
+    const { upstream, recordingsDir, bundle } = this.#deps;
+
+    // the recording comes first: without it, nothing is forwarded (failurePolicy Closed)
+    try {
+      const files = sessionFiles(recordingsDir, upstream.name);
+      this.#id = files.id;
+      this.#rec = new RecordingWriter(`${files.base}.jsonl`);
+    } catch (err) {
+      if (upstream.failurePolicy === 'Closed') throw err;
+      this.#log.warn('recording disabled: the recorder failed and failurePolicy is Open', { error: (err as Error).message });
+    }
+    this.#record({
+      type: 'session_start',
+      session: this.#id,
+      connection: upstream.name,
+      namespace: upstream.namespace,
+      protocol: 'postgres',
+      client: this.#client,
+      ...(this.#deps.pod !== undefined ? { pod: this.#deps.pod } : {}),
+      ...(this.#deps.serviceAccount !== undefined ? { serviceAccount: this.#deps.serviceAccount } : {}),
+      agentUser: m.parameters['user'] ?? '',
+      agentDatabase: m.parameters['database'] ?? '',
+      applicationName: m.parameters['application_name'] ?? '',
+      target: `${upstream.host}:${String(upstream.port)}/${upstream.database ?? ''}`,
+      upstreamUser: upstream.credentials.username,
+      policyDigest: bundle?.digest ?? null,
+    });
+    this.#flushRecord();
+    this.#log.info('session started', { session: this.#id, user: m.parameters['user'], application: m.parameters['application_name'] });
+
+    let conn: UpstreamConnection;
+    try {
+      conn = await connectUpstream(upstream, { parameters: params });
+    } catch (err) {
+      this.#record({ type: 'upstream_error', error: (err as Error).message });
+      throw err;
+    }
+    if (this.#phase === 'closed') {
+      conn.socket.destroy();
+      return;
+    }
+    this.#up = conn.socket;
+    this.#deps.keys.register(conn.processId, conn.secretKey, this);
+    const greet: Buffer[] = [];
+    const unknown = Object.keys(m.parameters).filter((k) => k.startsWith('_pq_.'));
+    if ((m.protocolVersion & 0xffff) !== 0 || unknown.length > 0) {
+      // NegotiateProtocolVersion: we speak 3.0 and none of the protocol extensions
+      const body = Buffer.from(unknown.map((u) => `${u}\0`).join(''), 'utf8');
+      const head = Buffer.alloc(8);
+      head.writeInt32BE(PROTOCOL_3_0, 0);
+      head.writeInt32BE(unknown.length, 4);
+      greet.push(frontendMessage('v', Buffer.concat([head, body])));
+    }
+    greet.push(authenticationOk());
+    this.#agent.write(Buffer.concat(greet));
+    conn.socket.on('data', (d: Buffer) => {
+      this.#onUpstreamData(d);
+    });
+    conn.socket.on('error', (err: Error) => {
+      this.#log.warn('upstream socket error', { error: err.message });
+    });
+    conn.socket.on('close', () => {
+      this.#onUpstreamClose();
+    });
+    conn.socket.on('drain', () => {
+      if (!this.#held) this.#agent.resume();
+    });
+    // the greeting (ParameterStatus, BackendKeyData, ReadyForQuery) goes through the normal path
+    this.#expects.push({ k: 'sync' });
+    this.#onUpstreamData(conn.greeting);
+    conn.socket.resume();
+  }
+
+  /** Processes frontend messages in order; stops at a held statement and continues when it is decided. */
+  #process(msgs: Framed[]): void {
+    const out: Buffer[] = [];
+    for (let i = 0; i < msgs.length; i++) {
+      if (this.#phase !== 'ready') return;
+      const f = msgs[i] as Framed;
+      let hold: Promise<Buffer> | undefined;
+      try {
+        hold = this.#handle(f, out);
+      } catch (err) {
+        this.#writeUp(out);
+        this.#fatal(err);
+        return;
+      }
+      if (hold !== undefined) {
+        this.#writeUp(out);
+        this.#held = true;
+        this.#agent.pause();
+        this.#inbox = msgs.slice(i + 1).concat(this.#inbox);
+        hold.then(
+          (bytes) => {
+            this.#held = false;
+            this.#writeUp([bytes]);
+            const rest = this.#inbox;
+            this.#inbox = [];
+            this.#agent.resume();
+            this.#process(rest);
+          },
+          (err: unknown) => {
+            this.#fatal(err);
+          },
+        );
+        return;
+      }
+    }
+    this.#writeUp(out);
+  }
+
+  #writeUp(out: Buffer[]): void {
+    const up = this.#up;
+    if (out.length === 0 || up === undefined || up.destroyed) return;
+    let ok = true;
+    if (out.length === 1) ok = up.write(out[0] as Buffer);
+    else {
+      up.cork();
+      for (const b of out) ok = up.write(b);
+      up.uncork();
+    }
+    out.length = 0;
+    if (!ok) this.#agent.pause();
+  }
+
+  /** Handles one frontend message: pushes the bytes to forward, or returns a promise when the statement is held. */
+  #handle(f: Framed, out: Buffer[]): Promise<Buffer> | undefined {
+    const m = f.message;
+    switch (m.type) {
+      case 'Query': {
+        const d = this.#decide(m.sql);
+        const rec = this.#statementRecord(m.sql, 'simple', d, {});
+        if (d.decision === 'RequireApproval' && rec.ok) {
+          return this.#hold(m.sql, d, rec.rec, f.raw, queryMessage(REFUSED_SQL), (refusal) => {
+            this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false });
+          });
+        }
+        const refusal = this.#refusalFor(d, rec);
+        this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false });
+        out.push(refusal === undefined ? f.raw : queryMessage(REFUSED_SQL));
+        return undefined;
+      }
+      case 'Parse': {
+        const d = this.#decide(m.sql);
+        const previous = this.#statements.get(m.name);
+        if (d.decision === 'Allow') {
+          this.#statements.set(m.name, { sql: m.sql, decision: d, approved: false });
+          this.#expect({ k: 'parse', refusal: undefined, name: m.name, previous });
+          out.push(f.raw);
+          return undefined;
+        }
+        const rec = this.#statementRecord(m.sql, 'parse', d, { statement: m.name });
+        this.#statements.delete(m.name);
+        if (d.decision === 'RequireApproval' && rec.ok) {
+          return this.#hold(m.sql, d, rec.rec, f.raw, parseMessage(m.name, REFUSED_SQL), (refusal) => {
+            if (refusal === undefined) this.#statements.set(m.name, { sql: m.sql, decision: d, approved: true });
+            this.#expect({ k: 'parse', refusal, name: m.name, previous });
+          });
+        }
+        this.#expect({ k: 'parse', refusal: this.#refusalFor(d, rec), name: m.name, previous });
+        out.push(parseMessage(m.name, REFUSED_SQL));
+        return undefined;
+      }
+      case 'Bind': {
+        this.#portals.set(m.portal, { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined });
+        this.#expect({ k: 'bind' });
+        out.push(f.raw);
+        return undefined;
+      }
+      case 'Describe': {
+        this.#expect({ k: 'describe', of: m.target === 'S' ? this.#statements.get(m.name) : this.#portals.get(m.name), swallow: false });
+        out.push(f.raw);
+        return undefined;
+      }
+      case 'Execute': {
+        const portal = this.#portals.get(m.portal);
+        if (portal === undefined) {
+          // a portal we never saw bound: PostgreSQL answers with its own error
+          this.#expect({ k: 'execute', rec: undefined, refusal: undefined, portal, plan: PASS_THROUGH });
+          out.push(f.raw);
+          return undefined;
+        }
+        const st = portal.statement;
+        // A statement parsed through Airlock was decided (and approved) at Parse. One prepared with
+        // SQL PREPARE is executed like SQL EXECUTE: opaque, decided now.
+        const sql = st?.sql ?? `EXECUTE ${quoteIdent(portal.statementName)}`;
+        const d: Decision = st !== undefined ? { ...st.decision, decision: 'Allow' } : this.#decide(sql);
+        const rec = this.#statementRecord(sql, 'execute', d, { portal: m.portal, ...(portal.statementName !== '' ? { statement: portal.statementName } : {}), ...(st?.approved === true ? { approved: 'at Parse' } : {}) });
+        const describe = (): void => {
+          if (portal.fields === undefined && portal.statement?.fields === undefined && this.#maskingActive()) {
+            // re-executed statements may come without a Describe: ask for the columns ourselves
+            this.#expect({ k: 'describe', of: portal, swallow: true });
+            this.#writeUp([frontendMessage('D', Buffer.from(`P${m.portal}\0`, 'utf8'))]);
+          }
+        };
+        if (d.decision === 'RequireApproval' && rec.ok) {
+          return this.#hold(sql, d, rec.rec, f.raw, parseMessage('', REFUSED_SQL), (refusal) => {
+            if (refusal !== undefined) this.#expect({ k: 'parse', refusal, name: undefined, previous: undefined });
+            else {
+              describe();
+              this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
+            }
+          });
+        }
+        const refusal = this.#refusalFor(d, rec);
+        if (refusal !== undefined) {
+          // refused via a Parse that fails: PostgreSQL then discards the batch up to Sync, as for any error
+          this.#expect({ k: 'parse', refusal, name: undefined, previous: undefined });
+          out.push(parseMessage('', REFUSED_SQL));
+          return undefined;
+        }
+        this.#writeUp(out);
+        describe();
+        this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
+        out.push(f.raw);
+        return undefined;
+      }
+      case 'Close': {
+        if (m.target === 'S') this.#statements.delete(m.name);
+        else this.#portals.delete(m.name);
+        this.#expect({ k: 'close' });
+        out.push(f.raw);
+        return undefined;
+      }
+      case 'Sync': {
+        this.#expect({ k: 'sync' });
+        out.push(f.raw);
+        return undefined;
+      }
+      case 'Flush':
+        out.push(f.raw);
+        return undefined;
+      case 'CopyData':
+      case 'CopyDone':
+      case 'CopyFail':
+        if (!this.#copyIn) throw new ProtocolError(`${m.type} outside of COPY FROM STDIN`);
+        if (m.type !== 'CopyData') this.#copyIn = false;
+        out.push(f.raw);
+        return undefined;
+      case 'FunctionCall': {
+        // the fast-path interface calls a function by OID: nothing to decide on, always refused
+        const d: Decision = { decision: 'Block', classes: ['opaque'], rules: [], message: 'the fast-path function call interface is not allowed through Airlock' };
+        const rec = this.#statementRecord('(fast-path function call)', 'simple', d, {});
+        this.#expect({ k: 'query', rec: rec.rec, refusal: this.#refusalFor(d, rec), plan: undefined, fields: undefined, failed: false });
+        out.push(queryMessage(REFUSED_SQL));
+        return undefined;
+      }
+      case 'Terminate':
+        this.#writeUp(out);
+        this.#end('the agent ended the session');
+        return undefined;
+      default:
+        throw new ProtocolError(`unexpected ${m.type} message after startup`);
+    }
+  }
+
+  #maskingActive(): boolean {
+    return (this.#deps.bundle?.maskingPolicies.length ?? 0) > 0;
+  }
+
+  #decide(sql: string): Decision {
+    const decider = this.#deps.decider;
+    if (decider === undefined) {
+      return { decision: 'Block', classes: [], rules: [], message: `no policy is loaded for connection ${this.#deps.upstream.name}: every statement is refused` };
+    }
+    return decider.decide(sql);
+  }
+
+  /**
+   * Appends and flushes the statement's record (write-ahead). ok=false when the recorder failed and
+   * the connection's failurePolicy is Closed: the statement must then be refused.
+   */
+  #statementRecord(sql: string, via: 'simple' | 'parse' | 'execute', d: Decision, extra: Readonly<Record<string, string>>): { rec: StatementRecord | undefined; ok: boolean; error?: unknown } {
+    const id = ++this.#statementSeq;
+    this.#counts.statements += 1;
+    const masker = this.#deps.bundle?.masker;
+    const text = masker === undefined ? sql : masker.maskText(sql).text;
+    try {
+      this.#record({ type: 'statement', id, via, ...extra, text, decision: d.decision, classes: d.classes, rules: d.rules, ...(d.decision === 'Allow' ? {} : { message: d.message }) });
+      this.#flushRecord();
+    } catch (err) {
+      if (this.#deps.upstream.failurePolicy === 'Closed') return { rec: undefined, ok: false, error: err };
+      this.#log.warn('recording failed; forwarding anyway (failurePolicy Open)', { error: (err as Error).message });
+    }
+    return { rec: { id, rows: 0, masked: 0, tags: [], error: undefined, rules: undefined }, ok: true };
+  }
+
+  /** The ErrorResponse that replaces a refused statement's, or undefined when it may run. */
+  #refusalFor(d: Decision, rec: { ok: boolean; error?: unknown }): Buffer | undefined {
+    let err: unknown;
+    if (!rec.ok) err = rec.error instanceof RecorderError ? rec.error : new RecorderError(String(rec.error));
+    else if (d.decision === 'Allow') return undefined;
+    else err = new SidecarError('Blocked', d.message, d.rules);
+    this.#counts.blocked += 1;
+    const r = pgReply(err);
+    return errorResponse({ severity: 'ERROR', code: r.sqlState, message: r.message, ...(r.detail !== undefined ? { detail: r.detail } : {}) });
+  }
+
+  /**
+   * Holds a statement for approval. Resolves with the bytes to forward: the statement itself when
+   * approved, the failing replacement when not (its ErrorResponse is swapped for the refusal).
+   */
+  async #hold(sql: string, d: Decision, rec: StatementRecord | undefined, raw: Buffer, refusedRaw: Buffer, expect: (refusal: Buffer | undefined) => void): Promise<Buffer> {
+    const { bundle, approvals, upstream } = this.#deps;
+    const approval = d.approval;
+    const masker = bundle?.masker;
+    let outcome: ApprovalOutcome;
+    let refusal: Buffer | undefined;
+    try {
+      const pending = await approvals.request({
+        connection: upstream.name,
+        namespace: upstream.namespace,
+        session: this.#id,
+        protocol: 'postgres',
+        command: masker === undefined ? sql : masker.maskText(sql).text,
+        rules: d.rules,
+        message: d.message,
+        approvers: approval?.approvers ?? { users: [], groups: [] },
+        required: approval?.required ?? 1,
+        timeoutSeconds: approval?.timeoutSeconds ?? 600,
+        requireReason: approval?.requireReason ?? false,
+        ...(this.#deps.pod !== undefined ? { pod: this.#deps.pod } : {}),
+        ...(this.#deps.serviceAccount !== undefined ? { serviceAccount: this.#deps.serviceAccount } : {}),
+      });
+      this.#counts.approvals += 1;
+      this.#record({ type: 'approval', statement: rec?.id, request: pending.name, phase: 'Pending', expiresAt: pending.expiresAt.toISOString() });
+      this.#flushRecord();
+      this.#agent.write(noticeResponse({ severity: 'NOTICE', code: '01000', message: `airlock: ${d.message}; waiting for approval until ${pending.expiresAt.toISOString()}`, hint: pending.where }));
+      outcome = await pending.outcome(this.#abort.signal);
+    } catch (err) {
+      this.#log.error('approval backend unavailable', { error: (err as Error).message });
+      const r = pgReply(err instanceof SidecarError ? err : new SidecarError('ApprovalUnavailable', `the approval could not be requested: ${(err as Error).message}`));
+      refusal = errorResponse({ severity: 'ERROR', code: r.sqlState, message: r.message });
+      this.#counts.blocked += 1;
+      this.#record({ type: 'approval', statement: rec?.id, phase: 'Unavailable', error: (err as Error).message });
+      expect(refusal);
+      return refusedRaw;
+    }
+    const reviewers = outcome.decisions.map((x) => x.user);
+    const reason = outcome.decisions.map((x) => x.reason).find((x) => x !== undefined);
+    this.#record({ type: 'approval', statement: rec?.id, phase: outcome.phase, reviewers, ...(reason !== undefined ? { reason } : {}) });
+    try {
+      this.#flushRecord();
+    } catch (err) {
+      if (upstream.failurePolicy === 'Closed') {
+        refusal = this.#refusalFor(d, { ok: false, error: err });
+        expect(refusal);
+        return refusedRaw;
+      }
+    }
+    if (outcome.phase === 'Approved') {
+      expect(undefined);
+      return raw;
+    }
+    const what = outcome.phase === 'Denied' ? `denied by ${reviewers.join(', ') || 'a reviewer'}${reason !== undefined ? `: ${reason}` : ''}` : outcome.phase === 'Expired' ? 'no decision before the approval timed out' : 'the request was withdrawn';
+    const err = new SidecarError(outcome.phase === 'Expired' ? 'ApprovalExpired' : 'ApprovalDenied', `statement not approved (${what})`, d.rules);
+    const r = pgReply(err);
+    this.#counts.blocked += 1;
+    refusal = errorResponse({ severity: 'ERROR', code: r.sqlState, message: r.message, ...(r.detail !== undefined ? { detail: r.detail } : {}) });
+    expect(refusal);
+    return refusedRaw;
+  }
+
+  #expect(e: Expect): void {
+    this.#expects.push(e);
+  }
+
+  // ---------------------------------------------------------------- upstream → agent
+
+  #onUpstreamData(chunk: Buffer): void {
+    if (this.#phase === 'closed') return;
+    const buf = this.#upCarry === undefined ? chunk : Buffer.concat([this.#upCarry, chunk]);
+    this.#upCarry = undefined;
+    this.#drainUpstream(buf, 0);
+  }
+
+  /** Processes whole messages from `buf[pos..]`; may stop for a catalogue lookup and continue later. */
+  #drainUpstream(buf: Buffer, startPos: number): void {
+    let pos = startPos;
+    let runStart = pos;
+    const out = this.#agentOut;
+    const n = buf.length;
+    try {
+      while (n - pos >= 5) {
+        const len = buf.readUInt32BE(pos + 1);
+        if (len < 4 || len > MAX_BACKEND_MESSAGE) throw new ProtocolError(`upstream sent a message of length ${len}`);
+        const end = pos + 1 + len;
+        if (end > n) break;
+        const type = buf[pos] ?? 0;
+        // the common case first: a DataRow that needs no change stays in the pass-through run
+        const r = this.#onBackend(type, buf, pos, end);
+        if (r !== undefined) {
+          if (pos > runStart) out.push(buf.subarray(runStart, pos));
+          if (r instanceof Promise) {
+            this.#upBlocked = true;
+            this.#up?.pause();
+            this.#flushAgent();
+            r.then(
+              () => {
+                this.#upBlocked = false;
+                this.#drainUpstream(buf, pos);
+                this.#resumeUpstream();
+              },
+              (err: unknown) => {
+                this.#fatal(err);
+              },
+            );
+            return;
+          }
+          if (r !== DROP) out.push(r);
+          runStart = end;
+        }
+        pos = end;
+      }
+    } catch (err) {
+      this.#flushAgent();
+      this.#fatal(err);
+      return;
+    }
+    if (pos > runStart) out.push(buf.subarray(runStart, pos));
+    if (pos < n) this.#upCarry = buf.subarray(pos);
+    this.#flushAgent();
+  }
+
+  #resumeUpstream(): void {
+    if (!this.#upBlocked && !this.#agent.writableNeedDrain) this.#up?.resume();
+  }
+
+  #flushAgent(): void {
+    const out = this.#agentOut;
+    if (out.length === 0) return;
+    const a = this.#agent;
+    let ok = true;
+    if (out.length === 1) ok = a.write(out[0] as Buffer);
+    else {
+      a.cork();
+      for (const b of out) ok = a.write(b);
+      a.uncork();
+    }
+    out.length = 0;
+    if (!ok) this.#up?.pause();
+  }
+
+  #current(): Expect | undefined {
+    return this.#expects[this.#head];
+  }
+
+  #pop(): Expect | undefined {
+    const e = this.#expects[this.#head];
+    if (e === undefined) return undefined;
+    this.#head += 1;
+    if (this.#head > 1024 && this.#head * 2 > this.#expects.length) {
+      this.#expects.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return e;
+  }
+
+  /**
+   * One backend message. Returns undefined to pass it through unchanged, a Buffer to send
+   * instead, DROP to swallow it, or a promise when it must wait for the catalogue.
+   */
+  #onBackend(type: number, buf: Buffer, start: number, end: number): Buffer | typeof DROP | Promise<void> | undefined {
+    switch (type) {
+      case 0x44 /* D DataRow */: {
+        const e = this.#current();
+        if (e === undefined || (e.k !== 'query' && e.k !== 'execute')) return undefined;
+        let plan = e.plan;
+        if (plan === undefined) {
+          const p = this.#planFor(e);
+          if (p instanceof Promise) return p;
+          plan = p;
+        }
+        const rec = e.rec;
+        if (rec !== undefined) rec.rows += 1;
+        this.#counts.rows += 1;
+        if (plan.columns.length === 0) return undefined;
+        const masker = this.#deps.bundle?.masker;
+        if (masker === undefined) return undefined;
+        const r = maskDataRow(plan, masker, buf, start, end, rec === undefined ? undefined : (rule) => (rec.rules ??= new Set()).add(rule));
+        if (r.message === undefined) return undefined;
+        if (rec !== undefined) rec.masked += r.masked;
+        this.#counts.masked += r.masked;
+        return r.message;
+      }
+      case 0x54 /* T RowDescription */: {
+        const fields = fieldsOf(buf, start, end);
+        const e = this.#current();
+        if (e?.k === 'describe') {
+          this.#pop();
+          if (e.of !== undefined) e.of.fields = fields;
+          return e.swallow ? DROP : undefined;
+        }
+        if (e?.k === 'query') {
+          e.fields = fields;
+          e.plan = undefined;
+          const p = this.#planFor(e);
+          if (p instanceof Promise) return p;
+        }
+        return undefined;
+      }
+      case 0x43 /* C CommandComplete */:
+      case 0x49 /* I EmptyQueryResponse */: {
+        const tag = type === 0x43 ? buf.toString('utf8', start + 5, end - 1) : '';
+        const e = this.#current();
+        this.#copyOut = false;
+        if (e?.k === 'query') {
+          if (tag !== '') e.rec?.tags.push(tag);
+          e.fields = undefined;
+          e.plan = undefined;
+        } else if (e?.k === 'execute') {
+          this.#pop();
+          if (tag !== '') e.rec?.tags.push(tag);
+          this.#finishResult(e.rec);
+        }
+        return undefined;
+      }
+      case 0x73 /* s PortalSuspended */: {
+        const e = this.#current();
+        if (e?.k === 'execute') {
+          this.#pop();
+          e.rec?.tags.push('(portal suspended)');
+          this.#finishResult(e.rec);
+        }
+        return undefined;
+      }
+      case 0x31 /* 1 ParseComplete */:
+      case 0x32 /* 2 BindComplete */:
+      case 0x33 /* 3 CloseComplete */:
+        this.#pop();
+        return undefined;
+      case 0x74 /* t ParameterDescription */:
+        return this.#current()?.k === 'describe' && (this.#current() as { swallow: boolean }).swallow ? DROP : undefined;
+      case 0x6e /* n NoData */: {
+        const e = this.#current();
+        if (e?.k === 'describe') {
+          this.#pop();
+          if (e.of !== undefined) e.of.fields = null;
+          return e.swallow ? DROP : undefined;
+        }
+        return undefined;
+      }
+      case 0x45 /* E ErrorResponse */:
+        return this.#onError(buf, start, end);
+      case 0x5a /* Z ReadyForQuery */: {
+        this.#copyIn = false;
+        this.#copyOut = false;
+        // everything up to the Sync or Query that this answers is done
+        for (let e = this.#pop(); e !== undefined; e = this.#pop()) {
+          if (e.k === 'query') {
+            this.#finishResult(e.rec);
+            break;
+          }
+          if (e.k === 'execute') this.#finishResult(e.rec, 'not run: an earlier message of the batch failed');
+          if (e.k === 'sync') break;
+        }
+        return undefined;
+      }
+      case 0x47 /* G CopyInResponse */:
+        this.#copyIn = true;
+        return undefined;
+      case 0x48 /* H CopyOutResponse */: {
+        this.#copyOut = true;
+        if (buf[start + 5] === 1 && this.#maskingActive()) {
+          throw new SidecarError('NotPermitted', 'binary COPY TO STDOUT cannot be masked; use the text or csv format');
+        }
+        return undefined;
+      }
+      case 0x64 /* d CopyData */: {
+        if (!this.#copyOut) return undefined;
+        const masker = this.#deps.bundle?.masker;
+        if (masker === undefined || !this.#maskingActive()) return undefined;
+        const text = buf.toString('utf8', start + 5, end);
+        const r = masker.maskText(text);
+        const e = this.#current();
+        const rec = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.rec : undefined;
+        if (rec !== undefined) rec.rows += 1;
+        if (r.masked === 0) return undefined;
+        if (rec !== undefined) rec.masked += r.masked;
+        this.#counts.masked += r.masked;
+        return frontendMessage('d', Buffer.from(r.text, 'utf8'));
+      }
+      case 0x4e /* N NoticeResponse */:
+        return this.#maskNotice('N', buf, start, end);
+      case 0x4b /* K BackendKeyData */:
+      case 0x53 /* S ParameterStatus */:
+      case 0x41 /* A NotificationResponse */:
+      case 0x63 /* c CopyDone */:
+      case 0x76 /* v NegotiateProtocolVersion */:
+        return undefined;
+      default:
+        throw new ProtocolError(`upstream sent an unexpected "${String.fromCharCode(type)}" message`);
+    }
+  }
+
+  /** The row plan of the current result; a promise when column names must be looked up first. */
+  #planFor(e: Extract<Expect, { k: 'query' } | { k: 'execute' }>): RowPlan | Promise<void> {
+    const bundle = this.#deps.bundle;
+    if (bundle === undefined || !this.#maskingActive()) return (e.plan = PASS_THROUGH);
+    let fields: FieldInfo[] | null | undefined;
+    if (e.k === 'query') fields = e.fields;
+    else {
+      const portal = e.portal;
+      if (portal?.fields !== undefined) fields = portal.fields;
+      else if (portal?.statement?.fields !== undefined && portal.statement.fields !== null) fields = withFormats(portal.statement.fields, portal.resultFormats);
+      else if (portal?.statement?.fields === null) fields = null;
+    }
+    if (fields === null) return (e.plan = PASS_THROUGH);
+    if (fields === undefined) {
+      // rows without a known shape: nothing tells which columns they hold, so nothing is passed
+      throw new SidecarError('NotPermitted', 'result rows arrived without a row description; they cannot be masked');
+    }
+    const catalog = this.#deps.catalog;
+    const tables = [...new Set(fields.filter((f) => f.tableID !== 0).map((f) => f.tableID))];
+    if (tables.length > 0 && !catalog.has(tables)) return catalog.load(tables);
+    const known = fields;
+    return (e.plan = planRow(known, bundle.masker, (t, c) => catalog.cached(t, c)));
+  }
+
+  #onError(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const e = this.#current();
+    let replaced: Buffer | undefined;
+    const severity = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x53)?.[1];
+    if (severity === 'FATAL' || severity === 'PANIC') this.#fatalSeen = true;
+    if (e === undefined) return this.#maskNotice('E', buf, start, end);
+    this.#copyIn = false;
+    this.#copyOut = false;
+    if (e.k === 'query') {
+      replaced = e.refusal;
+      if (e.rec !== undefined && e.rec.error === undefined) e.rec.error = e.refusal !== undefined ? 'refused' : (readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x43)?.[1] ?? 'error');
+      e.failed = true;
+      return replaced ?? this.#maskNotice('E', buf, start, end);
+    }
+    // extended protocol: the failing message, then PostgreSQL discards everything up to Sync
+    this.#pop();
+    if (e.k === 'parse') {
+      replaced = e.refusal;
+      // the statement does not exist upstream: forget it (a named one keeps its earlier definition)
+      if (e.name !== undefined) {
+        if (e.previous !== undefined && e.name !== '') this.#statements.set(e.name, e.previous);
+        else this.#statements.delete(e.name);
+      }
+    }
+    if (e.k === 'execute') {
+      if (e.rec !== undefined) e.rec.error = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x43)?.[1] ?? 'error';
+      this.#finishResult(e.rec);
+    }
+    if (e.k === 'sync') {
+      // an error answering a Sync (e.g. a failed COMMIT): ReadyForQuery still follows
+      this.#head -= 1;
+    } else {
+      for (let x = this.#current(); x !== undefined && x.k !== 'sync'; x = this.#current()) {
+        this.#pop();
+        if (x.k === 'execute') this.#finishResult(x.rec, 'not run: an earlier message of the batch failed');
+      }
+    }
+    return replaced ?? this.#maskNotice('E', buf, start, end);
+  }
+
+  /** Error and notice texts can quote values (a unique violation's key): they are masked like results. */
+  #maskNotice(type: 'E' | 'N', buf: Buffer, start: number, end: number): Buffer | undefined {
+    const masker = this.#deps.bundle?.masker;
+    if (masker === undefined || !this.#maskingActive()) return undefined;
+    const f = readNoticeFields(buf.subarray(start, end));
+    const changed = { count: 0 };
+    const fields = f.fields.map(([c, v]): readonly [number, string] => {
+      // M message, D detail, H hint, W where, q internal query
+      if (c !== 0x4d && c !== 0x44 && c !== 0x48 && c !== 0x57 && c !== 0x71) return [c, v];
+      const r = masker.maskText(v);
+      if (r.masked === 0) return [c, v];
+      changed.count += 1;
+      this.#counts.masked += r.masked;
+      return [c, r.text];
+    });
+    return changed.count > 0 ? writeNoticeFields(type, { fields }) : undefined;
+  }
+
+  #finishResult(rec: StatementRecord | undefined, skipped?: string): void {
+    if (rec === undefined) return;
+    const error = skipped ?? rec.error;
+    this.#record({
+      type: 'result',
+      statement: rec.id,
+      rows: rec.rows,
+      masked: rec.masked,
+      ...(rec.rules !== undefined ? { maskRules: [...rec.rules] } : {}),
+      ...(rec.tags.length > 0 ? { tag: rec.tags.join('; ') } : {}),
+      ...(error !== undefined ? { error } : {}),
+    });
+  }
+
+  #onUpstreamClose(): void {
+    if (this.#phase === 'closed') return;
+    if (!this.#fatalSeen && this.#phase === 'ready') {
+      this.#flushAgent();
+      this.#agent.write(errorResponse({ severity: 'FATAL', code: '08006', message: `airlock: the upstream server ${this.#deps.upstream.host}:${String(this.#deps.upstream.port)} closed the connection` }));
+    }
+    this.#agent.end();
+    this.#end('the upstream closed the connection');
+  }
+
+  // ---------------------------------------------------------------- recording and teardown
+
+  #record(body: Record<string, unknown> & { type: string }): void {
+    const rec = this.#rec;
+    if (rec === undefined || !this.#recordingOpen) return;
+    rec.append(body);
+  }
+
+  #flushRecord(): void {
+    this.#rec?.flush();
+  }
+
+  /** A session-ending error: tell the agent why (when it is still listening) and close both sides. */
+  #fatal(err: unknown): void {
+    if (this.#phase === 'closed') return;
+    const r = pgReply(err);
+    this.#log.warn('session ended with an error', { error: err instanceof Error ? err.message : String(err), code: r.sqlState });
+    if (!this.#agent.destroyed) {
+      this.#flushAgent();
+      this.#agent.end(errorResponse({ severity: 'FATAL', code: r.sqlState, message: r.message, ...(r.detail !== undefined ? { detail: r.detail } : {}) }));
+    }
+    this.#up?.destroy();
+    this.#end(r.message);
+  }
+
+  #end(reason: string): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    this.#abort.abort();
+    this.#deps.keys.unregister(this);
+    const up = this.#up;
+    if (up !== undefined && !up.destroyed && !up.writableEnded) {
+      up.end(frontendMessage('X', Buffer.alloc(0)));
+      setTimeout(() => up.destroy(), 1000).unref();
+    }
+    // statements still waiting for an answer
+    for (let e = this.#pop(); e !== undefined; e = this.#pop()) {
+      if (e.k === 'query' || e.k === 'execute') this.#finishResult(e.rec, e.rec?.rows === 0 ? 'no result: the session ended' : 'incomplete: the session ended');
+    }
+    const rec = this.#rec;
+    if (rec !== undefined) {
+      try {
+        this.#record({ type: 'session_end', reason, ...this.#counts });
+        rec.close();
+      } catch (err) {
+        this.#log.error('could not close the recording', { error: (err as Error).message, path: rec.path });
+      }
+      this.#recordingOpen = false;
+    }
+    this.#log.info('session ended', { session: this.#id, reason, ...this.#counts });
+    if (!this.#agent.destroyed) {
+      this.#agent.end();
+      setTimeout(() => this.#agent.destroy(), 1000).unref();
+    }
+    this.#resolveClosed();
+  }
+}
+
+const DROP: unique symbol = Symbol('drop');
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
