@@ -83,8 +83,10 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     if (options.bundle === undefined) return Promise.reject(new SidecarError('PolicyUnavailable', 'no policy is loaded for this connection: nothing is forwarded'));
     const { promise, client: c } = connectUpstream(options.upstream);
     client = c;
+    let ready = false;
     c.on('close', () => {
-      if (!abort.signal.aborted) {
+      // an upstream that never came up leaves the agent connected: its channels get the reason
+      if (ready && !abort.signal.aborted) {
         log.info('upstream closed');
         endReason = 'upstream disconnected';
         conn.end();
@@ -92,6 +94,7 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     });
     return promise.then(
       (r) => {
+        ready = true;
         recorder.note({ type: 'upstream', target: `${options.upstream.host}:${options.upstream.port}`, hostKey: r.fingerprint, user: options.upstream.credentials.username }, true);
         onUpstreamTcpConnection(ctx, conn, r.client);
         return r.client;
