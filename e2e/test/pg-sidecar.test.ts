@@ -669,3 +669,89 @@ async function otherCa(): Promise<string> {
   });
   return readFileSync(join(dir, 'c'), 'utf8');
 }
+
+describe('fail closed (the proxy in-process, real PostgreSQL)', () => {
+  async function inProcess(opts: { bundle: boolean; stateDir?: string }): Promise<{ port: number; close: () => Promise<void>; recordings: string }> {
+    const { parseManifests } = await import('@airlock/api');
+    const { compileBundle, loadSqlParser } = await import('@airlock/policy');
+    const { LocalApprovals, resolveUpstream, silentLogger, startPgProxy } = await import('@airlock/sidecar');
+    await loadSqlParser();
+    const parsed = parseManifests('inline.yaml', manifests(postgres.port));
+    const bundle = compileBundle(parsed.manifests, { connection: 'orders' });
+    const rec = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+    const proxy = await startPgProxy({
+      bundle: opts.bundle ? bundle : undefined,
+      upstream: resolveUpstream(parsed.manifests, 'orders', 'agents'),
+      listen: { host: '127.0.0.1', port: 0 },
+      recordingsDir: rec,
+      approvals: new LocalApprovals({ stateDir: opts.stateDir ?? stateDir }),
+      log: silentLogger(),
+    });
+    return { port: proxy.port, close: () => proxy.close(), recordings: rec };
+  }
+
+  test('no policy bundle: every statement is refused with 42501', async () => {
+    const p = await inProcess({ bundle: false });
+    try {
+      const c = pgClient({ port: p.port });
+      await c.connect();
+      await assert.rejects(c.query('SELECT 1'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, '42501');
+        assert.match(err.message, /no policy is loaded/);
+        return true;
+      });
+      await c.end();
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('approval backend unavailable: the held statement is refused, not forwarded', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'airlock-x-')), 'not-a-dir');
+    writeFileSync(file, '');
+    const p = await inProcess({ bundle: true, stateDir: file });
+    try {
+      const c = pgClient({ port: p.port });
+      await c.connect();
+      await assert.rejects(c.query('INSERT INTO payments(amount) VALUES (999)'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, '42501');
+        assert.match(err.message, /cannot create the approval request/);
+        return true;
+      });
+      assert.equal(postgres.psql('SELECT count(*) FROM payments WHERE amount = 999', { database: 'orders' }).stdout.trim(), '0');
+      assert.equal(((await c.query('SELECT 1 AS x')).rows[0] as { x: number }).x, 1);
+      await c.end();
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('recorder failure mid-session (failurePolicy Closed): refused with 42501, nothing forwarded', async () => {
+    const p = await inProcess({ bundle: true });
+    try {
+      const c = pgClient({ port: p.port });
+      await c.connect();
+      await c.query("INSERT INTO events(body) VALUES ('before-failure')");
+      // break the recording: close its file descriptor under the recorder
+      const { closeSync, readdirSync: fds, readlinkSync } = await import('node:fs');
+      const fd = fds('/proc/self/fd').map(Number).find((n) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${String(n)}`).startsWith(p.recordings);
+        } catch {
+          return false;
+        }
+      });
+      assert.ok(fd !== undefined, 'the recording is open');
+      closeSync(fd);
+      await assert.rejects(c.query("INSERT INTO events(body) VALUES ('after-failure')"), (err: Error & { code?: string }) => {
+        assert.equal(err.code, '42501');
+        assert.match(err.message, /cannot write recording .* failurePolicy is Closed/);
+        return true;
+      });
+      assert.equal(postgres.psql("SELECT count(*) FROM events WHERE body = 'after-failure'", { database: 'orders' }).stdout.trim(), '0');
+      await c.end().catch(() => undefined);
+    } finally {
+      await p.close();
+    }
+  });
+});
