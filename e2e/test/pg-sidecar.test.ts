@@ -117,6 +117,14 @@ function recordingWith(text: string): string {
   return f;
 }
 
+/** The recording that ran `text`, once its session has ended (the sidecar notices the client left just after it exits) */
+async function endedRecordingWith(text: string): Promise<string> {
+  return waitFor(() => {
+    const f = recordingFiles().find((p) => readFileSync(p, 'utf8').includes(text));
+    return f !== undefined && readFileSync(f, 'utf8').includes('"type":"session_end"') ? f : undefined;
+  }, `the ended recording with ${text}`);
+}
+
 async function waitFor<T>(fn: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -467,10 +475,10 @@ describe('extended protocol pipelines (raw)', () => {
 });
 
 describe('recordings', () => {
-  test('every session is recorded, verifies, and tampering is detected', () => {
+  test('every session is recorded, verifies, and tampering is detected', async () => {
     const r = psql(['-At', '-c', "SELECT 'recorded-marker'"]);
     assert.equal(r.code, 0, r.stderr);
-    const file = recordingWith('recorded-marker');
+    const file = await endedRecordingWith('recorded-marker');
     const rec = records(file);
     assert.deepEqual(
       rec.map((x) => x['type']),
@@ -489,25 +497,26 @@ describe('recordings', () => {
     assert.match(bad.stderr, /record 2: hash does not match/);
   });
 
-  test('recorded statement text is masked', () => {
+  test('recorded statement text is masked', async () => {
     psql(['-At', '-c', `SELECT 'card ${CARD} in text' AS marker_masked_text`]);
-    const file = recordingWith('marker_masked_text');
+    const file = await endedRecordingWith('marker_masked_text');
     assert.ok(!readFileSync(file, 'utf8').includes(CARD));
   });
 
-  test('pgbench runs through the sidecar (simple and prepared) and every transaction is recorded', () => {
+  test('pgbench runs through the sidecar (simple and prepared) and every transaction is recorded', async () => {
     const env = { ...process.env, PGPASSWORD: 'x' };
     // pgbench -i drops and creates tables: run directly (the policy blocks DROP), then benchmark through the sidecar
     const init = spawnSync('pgbench', ['-i', '-s', '1', '-q', '-h', '127.0.0.1', '-p', String(postgres.port), '-U', 'agent', 'orders'], { encoding: 'utf8', env: { ...env, PGPASSWORD: 'agent-secret-pw' } });
     assert.match(init.stderr + init.stdout, /done/, init.stderr);
-    const before = recordingFiles().length;
+    const before = new Set(recordingFiles());
     for (const mode of ['simple', 'prepared']) {
       const run = spawnSync('pgbench', ['-S', '-t', '200', '-c', '2', '-M', mode, '-h', '127.0.0.1', '-p', String(sidecar.port), '-U', 'agent', 'orders'], { encoding: 'utf8', env });
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, /number of transactions actually processed: 400\/400/);
     }
     // 2 runs × 2 clients (+ pgbench's own setup connections); each recorded its SELECTs
-    const fresh = recordingFiles().slice(before).map(records);
+    await waitFor(() => (recordingFiles().filter((f) => !before.has(f)).every((f) => readFileSync(f, 'utf8').includes('"type":"session_end"')) ? true : undefined), 'the pgbench sessions to end');
+    const fresh = recordingFiles().filter((f) => !before.has(f)).map(records);
     const selects = fresh.flat().filter((r) => r['type'] === 'statement' && String(r['text']).includes('pgbench_accounts') && String(r['text']).startsWith('SELECT'));
     assert.ok(selects.length >= 800, `recorded ${String(selects.length)} SELECTs`);
   });

@@ -222,10 +222,7 @@ export class PgSession {
         this.#connect(m).then(
           () => {
             this.#phase = 'ready';
-            const rest = this.#inbox;
-            this.#inbox = [];
-            this.#agent.resume();
-            this.#process(rest);
+            this.#continue();
           },
           (err: unknown) => {
             this.#fatal(err);
@@ -339,10 +336,7 @@ export class PgSession {
           (bytes) => {
             this.#held = false;
             this.#writeUp([bytes]);
-            const rest = this.#inbox;
-            this.#inbox = [];
-            this.#agent.resume();
-            this.#process(rest);
+            this.#continue();
           },
           (err: unknown) => {
             this.#fatal(err);
@@ -352,6 +346,14 @@ export class PgSession {
       }
     }
     this.#writeUp(out);
+  }
+
+  /** Processes what arrived while the session waited (login, a held statement) and reads on. */
+  #continue(): void {
+    const rest = this.#inbox;
+    this.#inbox = [];
+    this.#agent.resume();
+    this.#process(rest);
   }
 
   #writeUp(out: Buffer[]): void {
