@@ -46,20 +46,77 @@ const warm = new SqlDecider(bundle);
 const repeatedTexts = SHAPES.map((s) => s(42));
 const sameText = timeIt(1_000_000, (i) => warm.decide(repeatedTexts[i % repeatedTexts.length] ?? ''));
 
-function mbps(values: readonly string[], column: string, rounds: number): number {
-  const bytes = values.reduce((n, v) => n + Buffer.byteLength(v), 0) * rounds;
-  const t0 = process.hrtime.bigint();
-  for (let r = 0; r < rounds; r++) for (const v of values) bundle.masker.maskValue(column, v);
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  return bytes / 1e6 / s;
+// Masking: MB/s (UTF-8 bytes of the values) of maskValue over one column's values. The values
+// are flat strings decoded from bytes, as the sidecar's wire decoder makes them, and every one
+// is distinct, so the hash cache never hits. A warm-up pass checks the output value by value;
+// then each timed pass runs over fresh values and counts the spans it masked (checked after
+// the pass). The best pass is reported (as in mask.bench.ts): other processes on the machine
+// only ever slow a pass down.
+const VALUES = 20_000;
+const PASSES = 7;
+
+interface Workload {
+  readonly column: string;
+  readonly value: (i: number) => string;
+  /** spans maskValue must report for every value */
+  readonly masked: number;
+  /** checks one masked value against its input; throws when it is not what the policy asks */
+  readonly check: (input: string, output: string | null) => void;
 }
 
-const plain = Array.from({ length: 10_000 }, (_, i) => `order ${i} shipped to warehouse ${i % 17} on schedule, status nominal, notes: none`);
-const matching = Array.from({ length: 10_000 }, (_, i) => `customer${i}@example.com paid with 4111 1111 1111 1111 ref EMP-${String(100000 + i)}`);
-const cards = Array.from({ length: 10_000 }, (_, i) => `payment ${i} settled with card 4111 1111 1111 1111 on ${String(1 + (i % 28))} Nov`);
-const noMatch = mbps(plain, 'public.orders.notes', 30);
-const allMatch = mbps(matching, 'public.customers.email', 10);
-const cardMatch = mbps(cards, 'public.payments.note', 10);
+const fail = (what: string, input: string, output: string | null): never => {
+  throw new Error(`bench: ${what}: ${JSON.stringify(input)} -> ${JSON.stringify(output)}`);
+};
+
+function mbps(w: Workload): number {
+  const decode = (i: number): string => Buffer.from(w.value(i)).toString('utf8');
+  const warmUp = Array.from({ length: VALUES }, (_, i) => decode(i));
+  for (const v of warmUp) {
+    const r = bundle.masker.maskValue(w.column, v);
+    if (r.masked !== w.masked) fail(`masked ${String(r.masked)} spans, want ${String(w.masked)}`, v, r.value);
+    w.check(v, r.value);
+  }
+  const rates: number[] = [];
+  for (let pass = 1; pass <= PASSES; pass++) {
+    const values = Array.from({ length: VALUES }, (_, i) => decode(pass * VALUES + i));
+    const bytes = values.reduce((n, v) => n + Buffer.byteLength(v), 0);
+    let masked = 0;
+    const t0 = process.hrtime.bigint();
+    for (const v of values) masked += bundle.masker.maskValue(w.column, v).masked;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (masked !== w.masked * VALUES) throw new Error(`bench: a timed pass masked ${String(masked)} spans, want ${String(w.masked * VALUES)}`);
+    rates.push(bytes / 1e6 / seconds);
+  }
+  return Math.max(...rates);
+}
+
+const noMatch = mbps({
+  column: 'public.orders.notes',
+  value: (i) => `order ${String(i)} shipped to warehouse ${String(i % 17)} on schedule, status nominal, notes: none`,
+  masked: 0,
+  check: (input, output) => {
+    if (output !== input) fail('changed', input, output);
+  },
+});
+// Every value: an email (contact: hashed in customers.email), a card (cards: partial, last 4
+// kept) and an employee id (internal-ids: a user pattern in RE2 syntax, redacted).
+const allMatch = mbps({
+  column: 'public.customers.email',
+  value: (i) => `customer${String(i)}@example.com paid with 4111 1111 1111 1111 ref EMP-${String(100000 + (i % 900000))}`,
+  masked: 3,
+  check: (input, output) => {
+    if (output === null || !/^hmac:[0-9a-f]{16} paid with \*{15}1111 ref \[REDACTED\]$/.test(output)) fail('not masked as the policy says', input, output);
+  },
+});
+// Every value: one card number in a sentence.
+const cardMatch = mbps({
+  column: 'public.payments.note',
+  value: (i) => `payment ${String(i)} settled with card 4111 1111 1111 1111 on ${String(1 + (i % 28))} Nov`,
+  masked: 1,
+  check: (input, output) => {
+    if (output !== input.replace('4111 1111 1111 1111', `${'*'.repeat(15)}1111`)) fail('card not masked', input, output);
+  },
+});
 
 const result = {
   date: new Date().toISOString(),
@@ -70,13 +127,14 @@ const result = {
     everyValueMatchingAllRules: Number(allMatch.toFixed(1)),
     everyValueMatchingCardDetector: Number(cardMatch.toFixed(1)),
   },
+  maskingMethod: `maskValue, MB/s of UTF-8 input: best of ${String(PASSES)} passes of ${String(VALUES)} distinct values each (flat strings, every output checked)`,
   targets: { repeatedShapesMicros: 10, coldMicros: 150, noMatchMBps: 200, everyValueMatchingMBps: 60 },
 };
 console.log(`SQL decision, cold:             ${cold.toFixed(2)} µs   (target <= 150)`);
 console.log(`SQL decision, repeated shapes:  ${repeated.toFixed(3)} µs   (target <= 10)`);
 console.log(`SQL decision, repeated texts:   ${sameText.toFixed(3)} µs`);
 console.log(`masking, no match:              ${noMatch.toFixed(1)} MB/s (target >= 200)`);
-console.log(`masking, every value matching:  ${allMatch.toFixed(1)} MB/s (target >= 60; email hashed + card partial + RE2 pattern in each value)`);
+console.log(`masking, every value matching:  ${allMatch.toFixed(1)} MB/s (target >= 60; email hashed + card partial + user pattern in each value)`);
 console.log(`masking, every value matching:  ${cardMatch.toFixed(1)} MB/s (target >= 60; one card number per value)`);
 mkdirSync(join(root, 'bench'), { recursive: true });
 writeFileSync(join(root, 'bench', 'policy.json'), `${JSON.stringify(result, null, 2)}\n`);
