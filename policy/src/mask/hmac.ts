@@ -2,11 +2,12 @@
  * HMAC-SHA256 (RFC 2104, FIPS 180-4) of short strings, in JavaScript, for the `hash` action.
  *
  * The key's inner and outer pad blocks are compressed once; each message then costs one
- * compression per 64 bytes of its UTF-8 plus one for the outer hash: about 0.6 µs for an
- * email address, where node:crypto (a Hash object, or two one-shot `hash()` calls, each a
- * native call and a Buffer) costs 1.5-5 µs; the compressions themselves are most of it. The output is byte-identical to
- * `createHmac('sha256', key).update(text, 'utf8')` (a lone surrogate encodes as U+FFFD in both);
- * the tests check it against node:crypto.
+ * compression per 64 bytes of its UTF-8 plus one for the outer hash: about 0.5 µs for an email
+ * address, the two compressions most of it. node:crypto costs 1-5 µs for the same (a Hash
+ * object or its copy, or two one-shot `hash()` calls: the native calls and Buffers dominate).
+ * Texts over 1024 characters still go to node:crypto. The output is byte-identical to
+ * `createHmac('sha256', key).update(text, 'utf8')` (a lone surrogate encodes as U+FFFD in
+ * both); the tests check it against node:crypto.
  */
 import { createHash, createHmac } from 'node:crypto';
 
@@ -26,7 +27,7 @@ const W = new Int32Array(16);
 
 /**
  * One SHA-256 compression of the block in W[0, 16) into state. Sixteen rounds per iteration,
- * with the message schedule in sixteen locals (w[j] holds W[t + j]) and the working variables
+ * with the message schedule in sixteen locals (wj holds W[t + j]) and the working variables
  * renamed instead of shifted: each round adds T1 to the variable playing d (the next e) and
  * puts T1 + T2 in the one playing h (the next a). About 30% faster than the textbook loop.
  */
