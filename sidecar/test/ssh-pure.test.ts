@@ -90,3 +90,9 @@ test('asciicast writer: checkpoints detect edits, truncation and appended data',
   assert.equal(verifyCast(data, []).ok, false);
   writeFileSync(path, data);
 });
+
+test('agent host keys always parse (ssh2 occasionally generates one it cannot read back)', async () => {
+  const { agentHostKey } = await import('../src/ssh/proxy.ts');
+  const ssh2 = (await import('ssh2')).default;
+  for (let i = 0; i < 400; i++) assert.ok(!(ssh2.utils.parseKey(agentHostKey()) instanceof Error));
+});

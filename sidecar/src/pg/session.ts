@@ -358,16 +358,8 @@ export class PgSession {
 
   #writeUp(out: Buffer[]): void {
     const up = this.#up;
-    if (out.length === 0 || up === undefined || up.destroyed) return;
-    let ok = true;
-    if (out.length === 1) ok = up.write(out[0] as Buffer);
-    else {
-      up.cork();
-      for (const b of out) ok = up.write(b);
-      up.uncork();
-    }
-    out.length = 0;
-    if (!ok) this.#agent.pause();
+    if (up === undefined || up.destroyed) return;
+    if (!writeAll(up, out)) this.#agent.pause();
   }
 
   /** Handles one frontend message: pushes the bytes to forward, or returns a promise when the statement is held. */
@@ -674,18 +666,7 @@ export class PgSession {
   }
 
   #flushAgent(): void {
-    const out = this.#agentOut;
-    if (out.length === 0) return;
-    const a = this.#agent;
-    let ok = true;
-    if (out.length === 1) ok = a.write(out[0] as Buffer);
-    else {
-      a.cork();
-      for (const b of out) ok = a.write(b);
-      a.uncork();
-    }
-    out.length = 0;
-    if (!ok) this.#up?.pause();
+    if (!writeAll(this.#agent, this.#agentOut)) this.#up?.pause();
   }
 
   #current(): Expect | undefined {
@@ -1005,6 +986,20 @@ export class PgSession {
 }
 
 const DROP: unique symbol = Symbol('drop');
+
+/** Writes and empties `out` (one system call for several buffers); false when the socket wants a drain. */
+function writeAll(socket: Socket | TLSSocket, out: Buffer[]): boolean {
+  if (out.length === 0) return true;
+  let ok = true;
+  if (out.length === 1) ok = socket.write(out[0] as Buffer);
+  else {
+    socket.cork();
+    for (const b of out) ok = socket.write(b);
+    socket.uncork();
+  }
+  out.length = 0;
+  return ok;
+}
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

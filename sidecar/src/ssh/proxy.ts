@@ -11,8 +11,20 @@ import { startSession, type SessionHandle } from './session.ts';
 /** Longest time the agent may take from TCP connect to authenticated. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 
+/**
+ * A fresh ed25519 host key for the agent side. ssh2 1.17 writes a key it cannot parse back about
+ * once in 150 generations ("Malformed OpenSSH private key"), so a key is kept only once it parses.
+ */
+export function agentHostKey(): string {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const key = ssh2.utils.generateKeyPairSync('ed25519').private;
+    if (!(ssh2.utils.parseKey(key) instanceof Error)) return key;
+  }
+  throw new Error('could not generate a usable ed25519 host key');
+}
+
 export function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
+  const hostKey = agentHostKey();
   const sessions = new Set<SessionHandle>();
   const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { cipher: [...CIPHERS] }, ident: 'airlock' }, (conn, info) => {
     const session = startSession(options, conn, info);
