@@ -97,17 +97,46 @@ export function decideStatements(bundle: PolicyBundle, statements: readonly Stat
   return combine(bundle, results, classes, 'statement');
 }
 
-const CACHE_LIMIT = 10_000;
+/** Entries per generation of each decision cache (two generations are kept). */
+const CACHE_GENERATION = 8192;
+
+/**
+ * A bounded cache in two generations: lookups try the young map, then the old one (and move a
+ * hit back to the young); when the young map is full it becomes the old one. Every operation is
+ * O(1): no eviction scan (a Map used as a FIFO makes `keys().next()` skip every deleted slot).
+ */
+class GenerationCache<V> {
+  #young = new Map<string, V>();
+  #old = new Map<string, V>();
+
+  get(key: string): V | undefined {
+    const hit = this.#young.get(key);
+    if (hit !== undefined) return hit;
+    const old = this.#old.get(key);
+    if (old !== undefined) this.set(key, old);
+    return old;
+  }
+
+  set(key: string, value: V): void {
+    if (this.#young.size >= CACHE_GENERATION) {
+      this.#old = this.#young;
+      this.#young = new Map();
+    }
+    this.#young.set(key, value);
+  }
+}
 
 /**
  * Per-bundle decision cache. Exact texts (prepared statements, ORMs) and statement shapes (the
  * same statement with other literal values, see sql/shape.ts) are remembered; a shape is cached
- * only when the decision did not depend on literal values and every statement parsed.
+ * only when the decision did not depend on literal values and every statement parsed. A text
+ * decided through its shape is not remembered as a text too: statements that differ only in
+ * their literals would fill the text cache with entries seen once (a text decided in full is).
  */
 export class SqlDecider {
   readonly bundle: PolicyBundle;
-  readonly #byText = new Map<string, Decision>();
-  readonly #byShape = new Map<string, Decision>();
+  readonly #byText = new GenerationCache<Decision>();
+  readonly #byShape = new GenerationCache<Decision>();
 
   constructor(bundle: PolicyBundle) {
     this.bundle = bundle;
@@ -118,24 +147,13 @@ export class SqlDecider {
     if (hit !== undefined) return hit;
     const shape = statementShape(text);
     const shaped = shape === undefined ? undefined : this.#byShape.get(shape);
-    if (shaped !== undefined) {
-      remember(this.#byText, text, shaped);
-      return shaped;
-    }
+    if (shaped !== undefined) return shaped;
     const statements = classifySql(text);
     const decision = decideStatements(this.bundle, statements);
-    remember(this.#byText, text, decision);
-    if (shape !== undefined && statements.every((s) => s.known && !s.literalSensitive)) remember(this.#byShape, shape, decision);
+    this.#byText.set(text, decision);
+    if (shape !== undefined && statements.every((s) => s.known && !s.literalSensitive)) this.#byShape.set(shape, decision);
     return decision;
   }
-}
-
-function remember(cache: Map<string, Decision>, key: string, decision: Decision): void {
-  if (cache.size >= CACHE_LIMIT) {
-    const oldest = cache.keys().next();
-    if (oldest.done !== true) cache.delete(oldest.value);
-  }
-  cache.set(key, decision);
 }
 
 function shellRuleMatches(rule: CompiledRule, u: Unit): boolean {

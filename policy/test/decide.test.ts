@@ -64,6 +64,21 @@ test('the example policy: reads allowed, destructive blocked with the message, w
   assert.equal(d.decide('SELECT 1; DROP TABLE orders').decision, 'Block', 'the strictest statement of a multi-statement query wins');
 });
 
+test('the decision cache stays exact past its bound: texts and shapes decided again after eviction', () => {
+  const bundle = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'planner' });
+  const d = new SqlDecider(bundle);
+  assert.equal(d.decide('DELETE FROM orders WHERE id = 1').decision, 'RequireApproval');
+  assert.equal(d.decide('DROP TABLE orders').decision, 'Block');
+  // many distinct shapes and texts: both caches turn over more than twice
+  for (let i = 0; i < 40_000; i++) {
+    const r = d.decide(i % 2 === 0 ? `SELECT c${String(i)} FROM orders WHERE id = ${String(i)}` : `SELECT * FROM t WHERE a = ${String(i)} AND b${String(i)} = 1`);
+    assert.equal(r.decision, 'Allow');
+  }
+  assert.equal(d.decide('DELETE FROM orders WHERE id = 2').decision, 'RequireApproval', 'same shape, other literal, after eviction');
+  assert.equal(d.decide('DROP TABLE orders').decision, 'Block', 'same text after eviction');
+  assert.equal(d.decide('DELETE FROM orders WHERE id = 2 OR 1 = 1').decision, 'Block', 'a constant-true WHERE is another shape');
+});
+
 test('subjects: rules for another service account do not apply', () => {
   const bundle = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'someone-else' });
   assert.deepEqual(bundle.approvalRules, ['ops-shell']);
