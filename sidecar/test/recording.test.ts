@@ -82,6 +82,22 @@ test('a forged record cannot claim Airlock\'s fields', () => {
   assert.equal(verifyRecording(s.line).ok, true);
 });
 
+test('property: a sealed line is the JSON of seq, time, the body\'s fields in order, prev and hash, and verifies', () => {
+  const key = fc.string({ minLength: 1, maxLength: 8 }).filter((k) => k !== '__proto__');
+  const value = fc.oneof(fc.string({ unit: 'binary' }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }));
+  fc.assert(
+    fc.property(fc.dictionary(key, value, { maxKeys: 6 }), fc.option(fc.constant('2026-12-01T10:00:00.000Z'), { nil: undefined }), (extra, time) => {
+      const body = { type: 'statement', ...extra };
+      const s = seal(body, 1, GENESIS, time);
+      const rest = Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'seq' && k !== 'prev' && k !== 'hash'));
+      const want = { seq: 1, ...(time !== undefined ? { time } : {}), ...rest, prev: GENESIS, hash: s.hash };
+      assert.equal(s.line, JSON.stringify(want));
+      assert.equal(verifyRecording(s.line).ok, true);
+    }),
+    { numRuns: 500 },
+  );
+});
+
 test('property: any single-byte change of a recording is detected', () => {
   const { text } = recording();
   fc.assert(

@@ -5,7 +5,7 @@
  * truncation is caught by the missing end record or by the chain head anchored elsewhere
  * (AgentSession status). Pure.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 
 export const GENESIS = `sha256:${'0'.repeat(64)}`;
 
@@ -19,14 +19,28 @@ export interface SealedRecord {
 }
 
 function digest(prev: string, json: string): string {
-  return `sha256:${createHash('sha256').update(prev).update('\n').update(json).digest('hex')}`;
+  // one native call (a Hash object per record costs twice as much)
+  return `sha256:${oneShotHash('sha256', `${prev}\n${json}`, 'hex')}`;
 }
 
-/** Seals a record after `prev`. seq, prev and hash are Airlock's; the body may not set them. */
-export function seal(body: RecordBody, seq: number, prev: string): SealedRecord {
-  const rest: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') rest[k] = v;
-  const json = JSON.stringify({ seq, ...rest, prev });
+/**
+ * Seals a record after `prev`: `{"seq":…, "time":…, <the body's fields in order>, "prev":…,
+ * "hash":…}` (time only when given). seq, prev and hash are Airlock's; a body field of those
+ * names is dropped. The usual body (no such field) is serialised in one JSON.stringify, without
+ * copying it.
+ */
+export function seal(body: RecordBody, seq: number, prev: string, time?: string): SealedRecord {
+  let fields: string;
+  if (!('seq' in body) && !('prev' in body) && !('hash' in body)) {
+    fields = JSON.stringify(body).slice(1, -1);
+  } else {
+    const rest: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(body)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') rest[k] = v;
+    fields = JSON.stringify(rest).slice(1, -1);
+  }
+  // prev is always `sha256:` + hex: nothing to escape
+  const head = time === undefined ? `{"seq":${String(seq)},` : `{"seq":${String(seq)},"time":${JSON.stringify(time)},`;
+  const json = `${head}${fields === '' ? '' : `${fields},`}"prev":"${prev}"}`;
   const hash = digest(prev, json);
   return { seq, hash, line: `${json.slice(0, -1)},"hash":"${hash}"}` };
 }

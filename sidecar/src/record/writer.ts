@@ -7,6 +7,18 @@
 import { closeSync, openSync, writeSync, fsyncSync } from 'node:fs';
 import { GENESIS, seal, type RecordBody } from './chain.ts';
 
+// The ISO time of the current millisecond, made once per millisecond (records come in bursts).
+let clockMs = -1;
+let clockIso = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== clockMs) {
+    clockMs = ms;
+    clockIso = new Date(ms).toISOString();
+  }
+  return clockIso;
+}
+
 export class RecorderError extends Error {
   constructor(message: string) {
     super(message);
@@ -47,7 +59,7 @@ export class RecordingWriter {
   append(body: RecordBody): string {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     this.#seq += 1;
-    const sealed = seal({ time: new Date().toISOString(), ...body }, this.#seq, this.#head);
+    const sealed = seal(body, this.#seq, this.#head, 'time' in body ? undefined : isoNow());
     this.#head = sealed.hash;
     this.#pending.push(sealed.line);
     return sealed.hash;
@@ -57,13 +69,18 @@ export class RecordingWriter {
   flush(): void {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     if (this.#pending.length === 0) return;
-    const data = Buffer.from(`${this.#pending.join('\n')}\n`);
+    const text = this.#pending.length === 1 ? `${this.#pending[0] ?? ''}\n` : `${this.#pending.join('\n')}\n`;
     this.#pending = [];
     const fd = this.#fd;
     if (fd === undefined) throw new RecorderError('recording is closed');
     try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off);
+      // a string goes to write(2) without a Buffer of ours; a short write (a full disk, a
+      // signal) continues from the bytes not written
+      const written = writeSync(fd, text);
+      if (written < Buffer.byteLength(text)) {
+        const data = Buffer.from(text);
+        for (let off = written; off < data.length; ) off += writeSync(fd, data, off);
+      }
     } catch (err) {
       this.#failed = err as Error;
       throw new RecorderError(`cannot write recording ${this.path}: ${(err as Error).message}`);
