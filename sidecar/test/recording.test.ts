@@ -83,7 +83,8 @@ test('a forged record cannot claim Airlock\'s fields', () => {
 });
 
 test('property: a sealed line is the JSON of seq, time, the body\'s fields in order, prev and hash, and verifies', () => {
-  const key = fc.string({ minLength: 1, maxLength: 8 }).filter((k) => k !== '__proto__');
+  // (integer-like keys would be ordered first by an object literal: records have none)
+  const key = fc.string({ minLength: 1, maxLength: 8 }).filter((k) => k !== '__proto__' && !/^[0-9]+$/.test(k));
   const value = fc.oneof(fc.string({ unit: 'binary' }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }));
   fc.assert(
     fc.property(fc.dictionary(key, value, { maxKeys: 6 }), fc.option(fc.constant('2026-12-01T10:00:00.000Z'), { nil: undefined }), (extra, time) => {
