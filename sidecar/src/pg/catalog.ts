@@ -44,6 +44,17 @@ export class Catalog {
     });
   }
 
+  /** When the first of these tables' cached columns expires (ms since the epoch; 0 when one is not cached). */
+  validUntil(tableIDs: readonly number[]): number {
+    let until = Infinity;
+    for (const id of tableIDs) {
+      const t = this.#tables.get(id);
+      if (t === undefined) return 0;
+      until = Math.min(until, t.at + this.#ttlMs);
+    }
+    return until;
+  }
+
   /** Loads the columns of these tables. Throws SidecarError when the catalogue cannot be read. */
   load(tableIDs: readonly number[]): Promise<void> {
     const run = this.#queue.then(() => this.#load(tableIDs));

@@ -65,11 +65,11 @@ interface StatementRecord {
 }
 
 type Expect =
-  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: FieldInfo[] | undefined; failed: boolean }
+  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean }
   | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined }
   | { readonly k: 'bind' }
   /** `of`: the statement or portal described, as it was when the Describe was sent (names are reused) */
-  | { readonly k: 'describe'; readonly of: { fields?: FieldInfo[] | null } | undefined; readonly swallow: boolean }
+  | { readonly k: 'describe'; readonly of: { fields?: Described | null } | undefined; readonly swallow: boolean }
   | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined }
   | { readonly k: 'close' }
   | { readonly k: 'sync' };
@@ -80,7 +80,7 @@ interface Prepared {
   /** held at Parse and approved */
   readonly approved: boolean;
   /** result columns from a Describe of the statement (text format); null: returns no rows */
-  fields?: FieldInfo[] | null;
+  fields?: Described | null;
 }
 
 interface Portal {
@@ -88,10 +88,21 @@ interface Portal {
   readonly statement: Prepared | undefined;
   readonly resultFormats: readonly number[];
   /** result columns from a Describe of the portal (actual formats); null: returns no rows */
-  fields: FieldInfo[] | null | undefined;
+  fields: Described | null | undefined;
+  /** a Describe of this portal is on its way: its answer gives the columns before any row */
+  describing: boolean;
 }
 
 type Phase = 'startup' | 'connecting' | 'ready' | 'closed';
+
+/** A RowDescription: its bytes (the key of the caches) and its columns. */
+interface Described {
+  readonly key: string;
+  readonly fields: readonly FieldInfo[];
+}
+
+/** Bound of the per-session caches of row descriptions and row plans. */
+const DESCRIBED_CACHE = 256;
 
 function fieldsOf(buf: Buffer, start: number, end: number): FieldInfo[] {
   const n = buf.readInt16BE(start + 5);
@@ -136,6 +147,11 @@ export class PgSession {
   #agentOut: Buffer[] = [];
   #fatalSeen = false;
 
+  /** row descriptions seen, by their bytes; row plans by description (and result formats) */
+  readonly #described = new Map<string, Described>();
+  readonly #plans = new Map<string, { readonly plan: RowPlan; readonly until: number }>();
+  readonly #masking: boolean;
+
   // counters for session_end
   #counts = { statements: 0, blocked: 0, approvals: 0, rows: 0, masked: 0 };
   #abort = new AbortController();
@@ -147,6 +163,7 @@ export class PgSession {
     this.#deps = deps;
     this.#client = `${agent.remoteAddress ?? '?'}:${String(agent.remotePort ?? 0)}`;
     this.#log = deps.log.child({ connection: deps.upstream.name, client: this.#client });
+    this.#masking = (deps.bundle?.maskingPolicies.length ?? 0) > 0;
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -401,13 +418,15 @@ export class PgSession {
         return undefined;
       }
       case 'Bind': {
-        this.#portals.set(m.portal, { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined });
+        this.#portals.set(m.portal, { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined, describing: false });
         this.#expect({ k: 'bind' });
         out.push(f.raw);
         return undefined;
       }
       case 'Describe': {
-        this.#expect({ k: 'describe', of: m.target === 'S' ? this.#statements.get(m.name) : this.#portals.get(m.name), swallow: false });
+        const of = m.target === 'S' ? this.#statements.get(m.name) : this.#portals.get(m.name);
+        if (of !== undefined && 'describing' in of) of.describing = true;
+        this.#expect({ k: 'describe', of, swallow: false });
         out.push(f.raw);
         return undefined;
       }
@@ -425,18 +444,21 @@ export class PgSession {
         const sql = st?.sql ?? `EXECUTE ${quoteIdent(portal.statementName)}`;
         const d: Decision = st !== undefined ? { ...st.decision, decision: 'Allow' } : this.#decide(sql);
         const rec = this.#statementRecord(sql, 'execute', d, { portal: m.portal, ...(portal.statementName !== '' ? { statement: portal.statementName } : {}), ...(st?.approved === true ? { approved: 'at Parse' } : {}) });
-        const describe = (): void => {
-          if (portal.fields === undefined && portal.statement?.fields === undefined && this.#maskingActive()) {
-            // re-executed statements may come without a Describe: ask for the columns ourselves
+        /** Re-executed statements may come without a Describe: ask for the columns ourselves, just before the Execute. */
+        const describe = (into: Buffer[]): void => {
+          if (portal.fields === undefined && !portal.describing && portal.statement?.fields === undefined && this.#maskingActive()) {
+            portal.describing = true;
             this.#expect({ k: 'describe', of: portal, swallow: true });
-            this.#writeUp([frontendMessage('D', Buffer.from(`P${m.portal}\0`, 'utf8'))]);
+            into.push(frontendMessage('D', Buffer.from(`P${m.portal}\0`, 'utf8')));
           }
         };
         if (d.decision === 'RequireApproval' && rec.ok) {
           return this.#hold(sql, d, rec.rec, f.raw, parseMessage('', REFUSED_SQL), (refusal) => {
             if (refusal !== undefined) this.#expect({ k: 'parse', refusal, name: undefined, previous: undefined });
             else {
-              describe();
+              const before: Buffer[] = [];
+              describe(before);
+              this.#writeUp(before);
               this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
             }
           });
@@ -448,8 +470,7 @@ export class PgSession {
           out.push(parseMessage('', REFUSED_SQL));
           return undefined;
         }
-        this.#writeUp(out);
-        describe();
+        describe(out);
         this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
         out.push(f.raw);
         return undefined;
@@ -494,7 +515,7 @@ export class PgSession {
   }
 
   #maskingActive(): boolean {
-    return (this.#deps.bundle?.maskingPolicies.length ?? 0) > 0;
+    return this.#masking;
   }
 
   #decide(sql: string): Decision {
@@ -712,7 +733,7 @@ export class PgSession {
         return r.message;
       }
       case 0x54 /* T RowDescription */: {
-        const fields = fieldsOf(buf, start, end);
+        const fields = this.#describedOf(buf, start, end);
         const e = this.#current();
         if (e?.k === 'describe') {
           this.#pop();
@@ -821,28 +842,54 @@ export class PgSession {
     }
   }
 
-  /** The row plan of the current result; a promise when column names must be looked up first. */
+  /** The columns of a RowDescription, parsed once per distinct description. */
+  #describedOf(buf: Buffer, start: number, end: number): Described {
+    const key = buf.toString('latin1', start + 5, end);
+    let d = this.#described.get(key);
+    if (d === undefined) {
+      d = { key, fields: fieldsOf(buf, start, end) };
+      if (this.#described.size >= DESCRIBED_CACHE) this.#described.clear();
+      this.#described.set(key, d);
+    }
+    return d;
+  }
+
+  /**
+   * The row plan of the current result; a promise when column names must be looked up first.
+   * Plans are remembered per row description (and result formats) until the catalogue entries
+   * they were made from expire.
+   */
   #planFor(e: Extract<Expect, { k: 'query' } | { k: 'execute' }>): RowPlan | Promise<void> {
     const bundle = this.#deps.bundle;
-    if (bundle === undefined || !this.#maskingActive()) return (e.plan = PASS_THROUGH);
-    let fields: FieldInfo[] | null | undefined;
-    if (e.k === 'query') fields = e.fields;
+    if (bundle === undefined || !this.#masking) return (e.plan = PASS_THROUGH);
+    let described: Described | null | undefined;
+    let formats: readonly number[] | undefined;
+    if (e.k === 'query') described = e.fields;
     else {
       const portal = e.portal;
-      if (portal?.fields !== undefined) fields = portal.fields;
-      else if (portal?.statement?.fields !== undefined && portal.statement.fields !== null) fields = withFormats(portal.statement.fields, portal.resultFormats);
-      else if (portal?.statement?.fields === null) fields = null;
+      if (portal?.fields !== undefined) described = portal.fields;
+      else if (portal?.statement?.fields !== undefined) {
+        described = portal.statement.fields;
+        formats = portal.resultFormats;
+      }
     }
-    if (fields === null) return (e.plan = PASS_THROUGH);
-    if (fields === undefined) {
+    if (described === null) return (e.plan = PASS_THROUGH);
+    if (described === undefined) {
       // rows without a known shape: nothing tells which columns they hold, so nothing is passed
       throw new SidecarError('NotPermitted', 'result rows arrived without a row description; they cannot be masked');
     }
+    const key = formats === undefined ? described.key : `${described.key}\u0000${formats.join(',')}`;
+    const now = Date.now();
+    const cached = this.#plans.get(key);
+    if (cached !== undefined && now < cached.until) return (e.plan = cached.plan);
+    const fields = formats === undefined ? described.fields : withFormats(described.fields, formats);
     const catalog = this.#deps.catalog;
     const tables = [...new Set(fields.filter((f) => f.tableID !== 0).map((f) => f.tableID))];
     if (tables.length > 0 && !catalog.has(tables)) return catalog.load(tables);
-    const known = fields;
-    return (e.plan = planRow(known, bundle.masker, (t, c) => catalog.cached(t, c)));
+    const plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c));
+    if (this.#plans.size >= DESCRIBED_CACHE) this.#plans.clear();
+    this.#plans.set(key, { plan, until: tables.length > 0 ? catalog.validUntil(tables) : Infinity });
+    return (e.plan = plan);
   }
 
   #onError(buf: Buffer, start: number, end: number): Buffer | undefined {
@@ -987,14 +1034,29 @@ export class PgSession {
 
 const DROP: unique symbol = Symbol('drop');
 
-/** Writes and empties `out` (one system call for several buffers); false when the socket wants a drain. */
+/**
+ * Writes and empties `out`; false when the socket wants a drain. Buffers that are consecutive
+ * slices of one chunk (messages forwarded unchanged) are written as one slice, and the rest in
+ * one corked batch: one system call, and one pass through the stream machinery per slice.
+ */
 function writeAll(socket: Socket | TLSSocket, out: Buffer[]): boolean {
-  if (out.length === 0) return true;
+  const n = out.length;
+  if (n === 0) return true;
   let ok = true;
-  if (out.length === 1) ok = socket.write(out[0] as Buffer);
+  let run = out[0] as Buffer;
+  if (n === 1) ok = socket.write(run);
   else {
     socket.cork();
-    for (const b of out) ok = socket.write(b);
+    for (let i = 1; i < n; i++) {
+      const b = out[i] as Buffer;
+      if (b.buffer === run.buffer && run.byteOffset + run.length === b.byteOffset) {
+        run = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+        continue;
+      }
+      ok = socket.write(run);
+      run = b;
+    }
+    ok = socket.write(run);
     socket.uncork();
   }
   out.length = 0;
