@@ -12,6 +12,7 @@ import pg from 'pg';
 import { startPostgres, type Postgres } from '../src/postgres.ts';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { RawClient, serialize } from '../src/pgwire.ts';
+import { recordingText } from '@airlock/sidecar';
 
 const CARD = '4111111111111111';
 const CARD2 = '5500000000000004';
@@ -106,8 +107,9 @@ function recordingFiles(): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jsonl')).map((f) => join(dir, f)).sort() : [];
 }
 
+/** The records of a recording, also one still being written (it ends with reserved zero bytes) */
 function records(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return recordingText(readFileSync(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** The recording whose session ran `text` */
@@ -752,7 +754,10 @@ describe('fail closed (the proxy in-process, real PostgreSQL)', () => {
       });
       assert.ok(fd !== undefined, 'the recording is open');
       closeSync(fd);
-      await assert.rejects(c.query("INSERT INTO events(body) VALUES ('after-failure')"), (err: Error & { code?: string }) => {
+      // a statement whose record needs more space than the recording has reserved (written through
+      // a mapping, a record fails once the file cannot grow; with write(2), at once)
+      const padding = 'x'.repeat(256 * 1024);
+      await assert.rejects(c.query(`INSERT INTO events(body) VALUES ('after-failure') -- ${padding}`), (err: Error & { code?: string }) => {
         assert.equal(err.code, '42501');
         assert.match(err.message, /cannot write recording .* failurePolicy is Closed/);
         return true;

@@ -13,7 +13,7 @@
  * The UTF-8 is V8's (lone surrogates become U+FFFD), as Buffer.from(text) and TextEncoder.
  * Errors are thrown as JS TypeErrors; nothing here can crash on bad arguments.
  */
-#include <node_api.h>
+#include "airlock_native.h"
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +113,7 @@ static napi_value hmac_hex16(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
+napi_value hmac_init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "hmacKey", NAPI_AUTO_LENGTH, hmac_key, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "hmacKey", fn) != napi_ok) return NULL;

@@ -1,23 +1,35 @@
 /**
  * @airlock/native: the few operations Node.js has no fast API for, as a small N-API addon
- * (src/*.c, built by `make install` against the pinned Node.js 24's headers). Today: HMAC-SHA256
- * of short texts through Node's own OpenSSL, for the masker's `hash` action.
+ * (src/*.c, built by `make install` against the pinned Node.js 24's headers):
+ * - HMAC-SHA256 of short texts through Node's own OpenSSL, for the masker's `hash` action;
+ * - append-only files written through a shared memory mapping, for session recordings: a
+ *   record reaches the page cache (the operating system) without a system call.
  *
  * The addon is optional at run time: when it is not built (an install without scripts) or does
- * not load, `nativeHmac` returns undefined and callers use their JavaScript implementation,
- * which gives identical output. `make install` checks that it loads.
+ * not load, `nativeHmac` and `openMappedFile` return undefined and callers use their JavaScript
+ * implementation (the same output). `make install` checks that it loads.
  */
 import { createRequire } from 'node:module';
+
+/** An open mapped file: what recOpen returns (an opaque external). */
+declare const mappedFile: unique symbol;
+type MappedHandle = { readonly [mappedFile]: true };
 
 interface Binding {
   hmacKey(key: Uint8Array): ArrayBuffer;
   hmacHex16(state: ArrayBuffer, text: string): string;
+  recOpen(path: string): MappedHandle;
+  recAppend(file: MappedHandle, text: string): void;
+  recClose(file: MappedHandle): void;
+  recSize(file: MappedHandle): number;
 }
+
+const FUNCTIONS = ['hmacKey', 'hmacHex16', 'recOpen', 'recAppend', 'recClose', 'recSize'] as const;
 
 function isBinding(value: unknown): value is Binding {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v['hmacKey'] === 'function' && typeof v['hmacHex16'] === 'function';
+  return FUNCTIONS.every((f) => typeof v[f] === 'function');
 }
 
 let binding: Binding | undefined;
@@ -25,7 +37,7 @@ let loadError: string | undefined;
 try {
   const loaded: unknown = createRequire(import.meta.url)('../build/Release/airlock_native.node');
   if (isBinding(loaded)) binding = loaded;
-  else loadError = 'the addon does not export hmacKey and hmacHex16';
+  else loadError = `the addon does not export ${FUNCTIONS.join(', ')}`;
 } catch (err) {
   loadError = err instanceof Error ? err.message : String(err);
 }
@@ -44,4 +56,36 @@ export function nativeHmac(key: Uint8Array): ((text: string) => string) | undefi
   if (b === undefined) return undefined;
   const state = b.hmacKey(key);
   return (text) => b.hmacHex16(state, text);
+}
+
+/** An append-only file written through a shared mapping (see src/recording.c). */
+export interface MappedFile {
+  /** Appends the UTF-8 of text. Throws an Error (code AIRLOCK_RECORDING) when space cannot be reserved. */
+  append(text: string): void;
+  /** Truncates the file to its content, fsyncs and closes it. Throws on an I/O error. */
+  close(): void;
+  /** bytes of content */
+  readonly size: number;
+}
+
+/**
+ * Creates `path` (it must not exist; mode 0600) as a mapped append-only file; undefined without
+ * the addon. Until closed, the file is longer than its content: it ends with the zero bytes of
+ * its reservation (so does a file whose writer died), which readers ignore.
+ */
+export function openMappedFile(path: string): MappedFile | undefined {
+  const b = binding;
+  if (b === undefined) return undefined;
+  const handle = b.recOpen(path);
+  return {
+    append: (text) => {
+      b.recAppend(handle, text);
+    },
+    close: () => {
+      b.recClose(handle);
+    },
+    get size() {
+      return b.recSize(handle);
+    },
+  };
 }

@@ -1,8 +1,8 @@
 export { FrontendParser, DEFAULT_LIMITS, type FrontendLimits, type FrontendMessage, type Framed } from './pg/frontend.ts';
 export * as backend from './pg/backend.ts';
 export { ProtocolError } from './pg/errors.ts';
-export { GENESIS, seal, verifyRecording, type RecordBody, type SealedRecord, type VerifyOptions, type VerifyResult } from './record/chain.ts';
-export { RecordingWriter, RecorderError } from './record/writer.ts';
+export { GENESIS, recordingText, seal, verifyRecording, type RecordBody, type SealedRecord, type VerifyOptions, type VerifyResult } from './record/chain.ts';
+export { RecordingWriter, RecorderError, type RecordingWriterOptions } from './record/writer.ts';
 export { SidecarError, type SidecarErrorCode } from './errors.ts';
 export { pgReply, sshReply, SSH_REFUSED_STATUS, type PgReply, type SshReply } from './replies.ts';
 export { createLogger, silentLogger, type Logger } from './log.ts';

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { GENESIS, seal, verifyRecording } from '../src/record/chain.ts';
+import { spawnSync } from 'node:child_process';
+import { GENESIS, recordingText, seal, verifyRecording } from '../src/record/chain.ts';
 import { RecordingWriter, RecorderError } from '../src/record/writer.ts';
 
 function recording(): { path: string; text: string; head: string } {
@@ -27,17 +28,49 @@ test('an intact recording verifies and its head is the writer\'s head', () => {
   assert.deepEqual(r, { ok: true, records: 5, head });
 });
 
-test('records reach the file at flush, before close (write-ahead)', () => {
+for (const mapped of [true, false]) {
+  test(`records reach the file at flush, before close (write-ahead), ${mapped ? 'through the mapping' : 'with write(2)'}`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
+    const path = join(dir, 's.jsonl');
+    const w = new RecordingWriter(path, { mapped });
+    w.append({ type: 'statement', text: 'DELETE FROM t WHERE id = 1', decision: 'Allow' });
+    assert.equal(recordingText(readFileSync(path, 'utf8')), '', 'queued, not yet written');
+    w.flush();
+    const text = readFileSync(path, 'utf8');
+    assert.match(text, /"text":"DELETE FROM t WHERE id = 1"/);
+    assert.equal(verifyRecording(text).ok, true);
+    w.append({ type: 'session_end' });
+    w.close();
+    const closed = readFileSync(path, 'utf8');
+    assert.equal(closed, recordingText(closed), 'closed: no padding left');
+    assert.equal(verifyRecording(closed, { endTypes: ['session_end'], expectedHead: w.head }).ok, true);
+  });
+}
+
+test('every record flushed before the process is killed (SIGKILL) is in the recording, and it verifies', () => {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-rec-'));
-  const path = join(dir, 's.jsonl');
-  const w = new RecordingWriter(path);
-  w.append({ type: 'statement', text: 'DELETE FROM t WHERE id = 1', decision: 'Allow' });
-  assert.equal(readFileSync(path, 'utf8'), '', 'queued, not yet written');
-  w.flush();
-  const text = readFileSync(path, 'utf8');
-  assert.match(text, /"text":"DELETE FROM t WHERE id = 1"/);
-  assert.equal(verifyRecording(text).ok, true);
-  w.close();
+  const path = join(dir, 'killed.jsonl');
+  const script = `
+    import { RecordingWriter } from ${JSON.stringify(new URL('../src/record/writer.ts', import.meta.url).href)};
+    const w = new RecordingWriter(${JSON.stringify(path)});
+    for (let i = 1; i <= 500; i++) { w.append({ type: 'statement', id: i, text: 'SELECT ' + i }); w.flush(); }
+    w.append({ type: 'result', statement: 500 }); // queued, never flushed: may be lost
+    process.kill(process.pid, 'SIGKILL');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(r.signal, 'SIGKILL');
+  const raw = readFileSync(path, 'utf8');
+  const v = verifyRecording(raw);
+  assert.equal(v.ok, true, v.error?.message);
+  assert.equal(v.records, 500);
+  assert.equal(verifyRecording(raw, { endTypes: ['session_end'] }).ok, false, 'and it shows as cut short');
+});
+
+test('a NUL inside a recording is not padding: it fails verification', () => {
+  const { text } = recording();
+  const l = text.split('\n');
+  const withNul = [l[0], `${l[1] ?? ''}\u0000`, ...l.slice(2)].join('\n');
+  assert.equal(verifyRecording(withNul).ok, false);
+  assert.equal(verifyRecording(`${text}\u0000\u0000\u0000`, { endTypes: ['session_end'] }).ok, true, 'trailing zeros are padding');
 });
 
 function lines(text: string): string[] {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
+import { recordingText, verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 
@@ -22,7 +22,8 @@ show    prints the recording as a readable timeline (after checking it; a broken
 async function readRecording(path: string | undefined): Promise<string> {
   if (path === undefined) throw new CliError('MissingArgument', 'a recording file is required');
   try {
-    return await readFile(path, 'utf8');
+    // a recording still being written ends with the zero bytes of its reserved space
+    return recordingText(await readFile(path, 'utf8'));
   } catch (err) {
     throw new CliError('RecordingNotFound', `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }

@@ -61,8 +61,20 @@ export interface VerifyOptions {
   readonly endTypes?: readonly string[];
 }
 
-/** Verifies a whole recording's text. */
-export function verifyRecording(text: string, options: VerifyOptions = {}): VerifyResult {
+/**
+ * A recording's text without the zero bytes that end a recording still being written, or one
+ * whose writer died (the reserved space of a mapped file, see writer.ts). A NUL anywhere else
+ * stays, and fails verification.
+ */
+export function recordingText(raw: string): string {
+  let end = raw.length;
+  while (end > 0 && raw.charCodeAt(end - 1) === 0) end--;
+  return end === raw.length ? raw : raw.slice(0, end);
+}
+
+/** Verifies a whole recording's text (trailing zero bytes ignored). */
+export function verifyRecording(raw: string, options: VerifyOptions = {}): VerifyResult {
+  const text = recordingText(raw);
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   let prev = GENESIS;

@@ -1,10 +1,19 @@
 /**
  * Appends sealed records to a recording file. `append` seals and queues; `flush` hands the
- * queued lines to the operating system in one write. The session calls `flush` before it
- * forwards a statement: write-ahead without an fsync per statement. A write that fails makes
- * the recorder failed for good: with failurePolicy Closed the session refuses everything.
+ * queued lines to the operating system. The session calls `flush` before it forwards a
+ * statement: write-ahead without an fsync per statement. A flush that fails makes the recorder
+ * failed for good: with failurePolicy Closed the session refuses everything.
+ *
+ * Where the native addon is built, the file is written through a shared memory mapping
+ * (@airlock/native openMappedFile): a flush copies the lines into the page cache, which the
+ * kernel owns and writes back even if the process dies right after, so a record is handed to
+ * the operating system without a system call per flush. Space is reserved ahead (a full disk
+ * fails the flush, as a failed write(2) would); until the recording is closed the file ends
+ * with zero bytes, which readers ignore (see chain.ts). Without the addon each flush is one
+ * write(2).
  */
-import { closeSync, openSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { openMappedFile } from '@airlock/native';
 import { GENESIS, seal, type RecordBody } from './chain.ts';
 
 // The ISO time of the current millisecond, made once per millisecond (records come in bursts).
@@ -26,20 +35,65 @@ export class RecorderError extends Error {
   }
 }
 
+/** Where flushed text goes: the mapped file, or write(2) on a descriptor. */
+interface Sink {
+  write(text: string): void;
+  close(): void;
+}
+
+function descriptorSink(path: string): Sink {
+  const fd = openSync(path, 'wx', 0o600);
+  return {
+    write(text) {
+      // a string goes to write(2) without a Buffer of ours; a short write (a full disk, a
+      // signal) continues from the bytes not written
+      const written = writeSync(fd, text);
+      if (written < Buffer.byteLength(text)) {
+        const data = Buffer.from(text);
+        for (let off = written; off < data.length; ) off += writeSync(fd, data, off);
+      }
+    },
+    close() {
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+export interface RecordingWriterOptions {
+  /** write through a shared mapping when the addon is built (default true); false: write(2) */
+  readonly mapped?: boolean;
+}
+
 export class RecordingWriter {
   readonly path: string;
-  #fd: number | undefined;
+  #sink: Sink | undefined;
   #seq = 0;
   #head = GENESIS;
   #pending: string[] = [];
   #failed: Error | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, options: RecordingWriterOptions = {}) {
     this.path = path;
     try {
-      this.#fd = openSync(path, 'wx', 0o600);
+      const mapped = options.mapped !== false ? openMappedFile(path) : undefined;
+      this.#sink =
+        mapped === undefined
+          ? descriptorSink(path)
+          : {
+              write: (text) => {
+                mapped.append(text);
+              },
+              close: () => {
+                mapped.close();
+              },
+            };
     } catch (err) {
-      throw new RecorderError(`cannot create recording ${path}: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      throw new RecorderError(message.startsWith('cannot create recording') ? message : `cannot create recording ${path}: ${message}`);
     }
   }
 
@@ -65,22 +119,16 @@ export class RecordingWriter {
     return sealed.hash;
   }
 
-  /** Writes every queued record with one system call. Throws RecorderError when the write fails. */
+  /** Hands every queued record to the operating system at once. Throws RecorderError when that fails. */
   flush(): void {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     if (this.#pending.length === 0) return;
     const text = this.#pending.length === 1 ? `${this.#pending[0] ?? ''}\n` : `${this.#pending.join('\n')}\n`;
     this.#pending = [];
-    const fd = this.#fd;
-    if (fd === undefined) throw new RecorderError('recording is closed');
+    const sink = this.#sink;
+    if (sink === undefined) throw new RecorderError('recording is closed');
     try {
-      // a string goes to write(2) without a Buffer of ours; a short write (a full disk, a
-      // signal) continues from the bytes not written
-      const written = writeSync(fd, text);
-      if (written < Buffer.byteLength(text)) {
-        const data = Buffer.from(text);
-        for (let off = written; off < data.length; ) off += writeSync(fd, data, off);
-      }
+      sink.write(text);
     } catch (err) {
       this.#failed = err as Error;
       throw new RecorderError(`cannot write recording ${this.path}: ${(err as Error).message}`);
@@ -89,14 +137,13 @@ export class RecordingWriter {
 
   /** Flushes, syncs to disk and closes. */
   close(): void {
-    const fd = this.#fd;
-    if (fd === undefined) return;
+    const sink = this.#sink;
+    if (sink === undefined) return;
     try {
       this.flush();
-      fsyncSync(fd);
     } finally {
-      closeSync(fd);
-      this.#fd = undefined;
+      this.#sink = undefined;
+      sink.close();
     }
   }
 }

@@ -1,0 +1,198 @@
+/*
+ * Append-only recording files written through a shared memory mapping, so that handing a
+ * record to the operating system costs a copy into the page cache instead of a write(2) (on
+ * this project's 2-core benchmark machine a write(2) per statement costs as much CPU as the
+ * rest of the proxying). Pages of a MAP_SHARED mapping are the file's page cache: once a record
+ * is copied there it survives the process (a crash, a kill -9) exactly like written data, and
+ * the kernel writes it back; as with write(2), only fsync (at close) survives a kernel crash.
+ *
+ * Space is reserved with fallocate before it is mapped (64 KiB, doubling up to 8 MiB steps),
+ * so a full disk is an error returned by recAppend (fail closed), never a SIGBUS while copying.
+ * A file that was not closed (the process died) ends with the zero bytes of its reservation;
+ * readers ignore trailing NUL bytes. recClose truncates the file to its content and fsyncs it.
+ *
+ *   recOpen(path: string): External            creates the file (O_EXCL, mode 0600)
+ *   recAppend(file: External, text: string)    appends the UTF-8 of text
+ *   recClose(file: External)                   truncates to the content, fsyncs, closes
+ *   recSize(file: External): number            bytes of content
+ *
+ * Errors are thrown as JS Errors with the errno text (code AIRLOCK_RECORDING).
+ */
+#define _GNU_SOURCE
+#include "airlock_native.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIRST_RESERVE ((size_t)64 * 1024)
+#define MAX_STEP ((size_t)8 * 1024 * 1024)
+
+typedef struct {
+  int fd;           /* -1 once closed */
+  char* map;        /* MAP_FAILED when nothing is mapped */
+  size_t mapped;    /* bytes mapped == bytes reserved == file size while open */
+  size_t used;      /* bytes of content */
+} RecordingFile;
+
+static napi_value throw_errno(napi_env env, const char* what, int err) {
+  char message[4700];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  napi_throw_error(env, "AIRLOCK_RECORDING", message);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char* message) {
+  napi_throw_type_error(env, "AIRLOCK_NATIVE", message);
+  return NULL;
+}
+
+static void release(RecordingFile* f) {
+  if (f->map != MAP_FAILED) munmap(f->map, f->mapped);
+  f->map = MAP_FAILED;
+  if (f->fd >= 0) close(f->fd);
+  f->fd = -1;
+}
+
+static void finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  RecordingFile* f = data;
+  /* a file the JS side never closed: leave its content (and reservation) as a crash would */
+  release(f);
+  free(f);
+}
+
+/* Reserves and maps at least `need` bytes in all; 0 or an errno. */
+static int reserve(RecordingFile* f, size_t need) {
+  if (need <= f->mapped) return 0;
+  size_t size = f->mapped == 0 ? FIRST_RESERVE : f->mapped;
+  while (size < need) size += size < MAX_STEP ? size : MAX_STEP;
+  int err = posix_fallocate(f->fd, (off_t)f->mapped, (off_t)(size - f->mapped));
+  if (err != 0) return err;
+  char* map;
+  if (f->map == MAP_FAILED) map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+  else map = mremap(f->map, f->mapped, size, MREMAP_MAYMOVE);
+  if (map == MAP_FAILED) return errno;
+  f->map = map;
+  f->mapped = size;
+  return 0;
+}
+
+static RecordingFile* unwrap(napi_env env, napi_value value) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  void* data;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static napi_value rec_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recOpen(path): path is required");
+  size_t length;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &length) != napi_ok) return throw_type(env, "recOpen(path): path must be a string");
+  char* path = malloc(length + 1);
+  if (path == NULL) return throw_errno(env, "recOpen", ENOMEM);
+  napi_get_value_string_utf8(env, argv[0], path, length + 1, &length);
+  if (strlen(path) != length) {
+    free(path);
+    return throw_type(env, "recOpen(path): path contains a NUL character");
+  }
+  RecordingFile* f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    free(path);
+    return throw_errno(env, "recOpen", ENOMEM);
+  }
+  f->map = MAP_FAILED;
+  f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int err = f->fd < 0 ? errno : reserve(f, 1);
+  if (err != 0) {
+    char what[4200];
+    snprintf(what, sizeof what, "cannot create recording %s", path);
+    if (f->fd >= 0) unlink(path);
+    release(f);
+    free(f);
+    free(path);
+    return throw_errno(env, what, err);
+  }
+  free(path);
+  napi_value result;
+  if (napi_create_external(env, f, finalize, NULL, &result) != napi_ok) {
+    release(f);
+    free(f);
+    return throw_errno(env, "recOpen", ENOMEM);
+  }
+  return result;
+}
+
+static napi_value rec_append(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "recAppend(file, text): two arguments are required");
+  RecordingFile* f = unwrap(env, argv[0]);
+  if (f == NULL) return throw_type(env, "recAppend: file must be what recOpen returned");
+  if (f->fd < 0) return throw_errno(env, "recAppend: the recording is closed", EBADF);
+  size_t units;
+  if (napi_get_value_string_utf16(env, argv[1], NULL, 0, &units) != napi_ok) return throw_type(env, "recAppend: text must be a string");
+  /* UTF-8 takes at most 3 bytes per UTF-16 unit, and napi writes a NUL after the text (into
+     reserved zeros, overwritten by the next append) */
+  if (units > (SIZE_MAX - f->used - 1) / 3) return throw_errno(env, "recAppend", EFBIG);
+  size_t need = f->used + units * 3 + 1;
+  int err = reserve(f, need);
+  if (err != 0) return throw_errno(env, "cannot extend recording", err);
+  size_t written;
+  if (napi_get_value_string_utf8(env, argv[1], f->map + f->used, f->mapped - f->used, &written) != napi_ok) {
+    return throw_type(env, "recAppend: text must be a string");
+  }
+  f->used += written;
+  return NULL;
+}
+
+static napi_value rec_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recClose(file): file is required");
+  RecordingFile* f = unwrap(env, argv[0]);
+  if (f == NULL) return throw_type(env, "recClose: file must be what recOpen returned");
+  if (f->fd < 0) return NULL;
+  int err = 0;
+  if (f->map != MAP_FAILED && munmap(f->map, f->mapped) != 0) err = errno;
+  f->map = MAP_FAILED;
+  if (err == 0 && ftruncate(f->fd, (off_t)f->used) != 0) err = errno;
+  if (err == 0 && fsync(f->fd) != 0) err = errno;
+  if (close(f->fd) != 0 && err == 0) err = errno;
+  f->fd = -1;
+  if (err != 0) return throw_errno(env, "cannot close recording", err);
+  return NULL;
+}
+
+static napi_value rec_size(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recSize(file): file is required");
+  RecordingFile* f = unwrap(env, argv[0]);
+  if (f == NULL) return throw_type(env, "recSize: file must be what recOpen returned");
+  napi_value result;
+  napi_create_double(env, (double)f->used, &result);
+  return result;
+}
+
+napi_value recording_init(napi_env env, napi_value exports) {
+  napi_value fn;
+  if (napi_create_function(env, "recOpen", NAPI_AUTO_LENGTH, rec_open, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "recOpen", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "recAppend", NAPI_AUTO_LENGTH, rec_append, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "recAppend", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "recClose", NAPI_AUTO_LENGTH, rec_close, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "recClose", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "recSize", NAPI_AUTO_LENGTH, rec_size, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "recSize", fn) != napi_ok) return NULL;
+  return exports;
+}
