@@ -22,9 +22,10 @@ interface Binding {
   recAppend(file: MappedHandle, text: string): void;
   recClose(file: MappedHandle): void;
   recSize(file: MappedHandle): number;
+  recAppendRecord(file: MappedHandle, seq: number, time: string | undefined, body: string, prev: string): string;
 }
 
-const FUNCTIONS = ['hmacKey', 'hmacHex16', 'recOpen', 'recAppend', 'recClose', 'recSize'] as const;
+const FUNCTIONS = ['hmacKey', 'hmacHex16', 'recOpen', 'recAppend', 'recAppendRecord', 'recClose', 'recSize'] as const;
 
 function isBinding(value: unknown): value is Binding {
   if (typeof value !== 'object' || value === null) return false;
@@ -62,6 +63,13 @@ export function nativeHmac(key: Uint8Array): ((text: string) => string) | undefi
 export interface MappedFile {
   /** Appends the UTF-8 of text. Throws an Error (code AIRLOCK_RECORDING) when space cannot be reserved. */
   append(text: string): void;
+  /**
+   * Appends one hash-chained record line, `{"seq":…,"time":…,<body's fields>,"prev":…,"hash":…}`
+   * and a newline, as sidecar/src/record/chain.ts `seal` makes it (`body` is the JSON text of
+   * an object without seq, prev or hash; `time` plain ASCII, or undefined for none). Returns
+   * the record's hash. Throws like append.
+   */
+  appendRecord(seq: number, time: string | undefined, body: string, prev: string): string;
   /** Truncates the file to its content, fsyncs and closes it. Throws on an I/O error. */
   close(): void;
   /** bytes of content */
@@ -81,6 +89,7 @@ export function openMappedFile(path: string): MappedFile | undefined {
     append: (text) => {
       b.recAppend(handle, text);
     },
+    appendRecord: (seq, time, body, prev) => b.recAppendRecord(handle, seq, time, body, prev),
     close: () => {
       b.recClose(handle);
     },

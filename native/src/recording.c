@@ -15,6 +15,13 @@
  *   recAppend(file: External, text: string)    appends the UTF-8 of text
  *   recClose(file: External)                   truncates to the content, fsyncs, closes
  *   recSize(file: External): number            bytes of content
+ *   recAppendRecord(file, seq: number, time: string | undefined, body: string, prev: string): string
+ *       appends one hash-chained record line (see sidecar/src/record/chain.ts, which does the
+ *       same in JavaScript): `{"seq":<seq>,"time":"<time>",<body's fields>,"prev":"<prev>"}` is
+ *       assembled in the mapping from `body` (a JSON object text), hashed as
+ *       sha256(prev + "\n" + that JSON), and its closing brace becomes
+ *       `,"hash":"sha256:<hex>"}` and a newline. Returns "sha256:<hex>". One call, no JS strings
+ *       but the result: sealing a record costs a third of doing it in JavaScript.
  *
  * Errors are thrown as JS Errors with the errno text (code AIRLOCK_RECORDING).
  */
@@ -22,6 +29,7 @@
 #include "airlock_native.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/sha.h>
 
 #define FIRST_RESERVE ((size_t)64 * 1024)
 #define MAX_STEP ((size_t)8 * 1024 * 1024)
@@ -155,6 +164,108 @@ static napi_value rec_append(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static const char HEXDIGITS[] = "0123456789abcdef";
+
+/* Copies the UTF-8 of a JS string to dst (room for `room` bytes and a NUL); its length or -1. */
+static ssize_t put_string(napi_env env, napi_value value, char* dst, size_t room) {
+  size_t written;
+  if (napi_get_value_string_utf8(env, value, dst, room + 1, &written) != napi_ok) return -1;
+  return (ssize_t)written;
+}
+
+static napi_value rec_append_record(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    return throw_type(env, "recAppendRecord(file, seq, time, body, prev): five arguments are required");
+  }
+  RecordingFile* f = unwrap(env, argv[0]);
+  if (f == NULL) return throw_type(env, "recAppendRecord: file must be what recOpen returned");
+  if (f->fd < 0) return throw_errno(env, "recAppendRecord: the recording is closed", EBADF);
+  double seq;
+  if (napi_get_value_double(env, argv[1], &seq) != napi_ok || !(seq >= 0 && seq <= 9007199254740991.0) || seq != (double)(int64_t)seq) {
+    return throw_type(env, "recAppendRecord: seq must be a non-negative integer");
+  }
+  napi_valuetype time_type;
+  if (napi_typeof(env, argv[2], &time_type) != napi_ok || (time_type != napi_string && time_type != napi_undefined)) {
+    return throw_type(env, "recAppendRecord: time must be a string or undefined");
+  }
+  size_t body_units, time_units = 0, prev_units;
+  if (napi_get_value_string_utf16(env, argv[3], NULL, 0, &body_units) != napi_ok) return throw_type(env, "recAppendRecord: body must be a string");
+  if (napi_get_value_string_utf16(env, argv[4], NULL, 0, &prev_units) != napi_ok) return throw_type(env, "recAppendRecord: prev must be a string");
+  if (time_type == napi_string) napi_get_value_string_utf16(env, argv[2], NULL, 0, &time_units);
+  /* the prev and time fields are Airlock's own (a hash, an ISO time): printable ASCII, never escaped */
+  if (prev_units > 128 || time_units > 64) return throw_type(env, "recAppendRecord: prev or time is too long");
+  char prev[3 * 128 + 1];
+  ssize_t prev_len = put_string(env, argv[4], prev, sizeof prev - 1);
+  if (prev_len < 0) return throw_type(env, "recAppendRecord: prev must be a string");
+  for (ssize_t i = 0; i < prev_len; i++) {
+    if (prev[i] < 0x20 || prev[i] == '"' || prev[i] == '\\' || (unsigned char)prev[i] > 0x7e) return throw_type(env, "recAppendRecord: prev must be plain ASCII");
+  }
+  if (body_units > (SIZE_MAX - f->used - 512) / 3) return throw_errno(env, "recAppendRecord", EFBIG);
+  /* {"seq":<20>,"time":"<64*3>", body, ,"prev":"<prev>"} ,"hash":"sha256:<64>"}\n */
+  size_t most = 32 + 16 + 3 * 64 + 3 * body_units + 16 + (size_t)prev_len + 96;
+  int err = reserve(f, f->used + most + 1);
+  if (err != 0) return throw_errno(env, "cannot extend recording", err);
+  char* start = f->map + f->used;
+  char* p = start;
+  p += sprintf(p, "{\"seq\":%.0f,", seq);
+  if (time_type == napi_string) {
+    memcpy(p, "\"time\":\"", 8);
+    p += 8;
+    ssize_t n = put_string(env, argv[2], p, 3 * 64);
+    bool plain = n >= 0;
+    for (ssize_t i = 0; plain && i < n; i++) plain = p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && (unsigned char)p[i] <= 0x7e;
+    if (!plain) {
+      memset(start, 0, most + 1); /* nothing half-written stays in the file */
+      return throw_type(env, "recAppendRecord: time must be a plain ASCII string");
+    }
+    p += n;
+    memcpy(p, "\",", 2);
+    p += 2;
+  }
+  /* the body's fields: its JSON without the braces (written in place, then moved one back) */
+  ssize_t body_len = put_string(env, argv[3], p, 3 * body_units);
+  if (body_len < 2 || p[0] != '{' || p[body_len - 1] != '}') {
+    memset(start, 0, most + 1);
+    return throw_type(env, "recAppendRecord: body must be the JSON text of an object");
+  }
+  memmove(p, p + 1, (size_t)body_len - 2);
+  p += body_len - 2;
+  if (body_len > 2) *p++ = ',';
+  memcpy(p, "\"prev\":\"", 8);
+  p += 8;
+  memcpy(p, prev, (size_t)prev_len);
+  p += prev_len;
+  memcpy(p, "\"}", 2);
+  p += 2;
+  /* hash = sha256(prev + "\n" + json) */
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, prev, (size_t)prev_len);
+  SHA256_Update(&c, "\n", 1);
+  SHA256_Update(&c, start, (size_t)(p - start));
+  SHA256_Final(digest, &c);
+  char hash[7 + 64];
+  memcpy(hash, "sha256:", 7);
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    hash[7 + 2 * i] = HEXDIGITS[digest[i] >> 4];
+    hash[7 + 2 * i + 1] = HEXDIGITS[digest[i] & 15];
+  }
+  p -= 1; /* the closing brace */
+  memcpy(p, ",\"hash\":\"", 9);
+  p += 9;
+  memcpy(p, hash, sizeof hash);
+  p += sizeof hash;
+  memcpy(p, "\"}\n", 3);
+  p += 3;
+  f->used += (size_t)(p - start);
+  napi_value result;
+  if (napi_create_string_latin1(env, hash, sizeof hash, &result) != napi_ok) return throw_errno(env, "recAppendRecord", ENOMEM);
+  return result;
+}
+
 static napi_value rec_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -192,6 +303,8 @@ napi_value recording_init(napi_env env, napi_value exports) {
   if (napi_set_named_property(env, exports, "recAppend", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "recClose", NAPI_AUTO_LENGTH, rec_close, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "recClose", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "recAppendRecord", NAPI_AUTO_LENGTH, rec_append_record, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "recAppendRecord", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "recSize", NAPI_AUTO_LENGTH, rec_size, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "recSize", fn) != napi_ok) return NULL;
   return exports;

@@ -23,6 +23,14 @@ function digest(prev: string, json: string): string {
   return `sha256:${oneShotHash('sha256', `${prev}\n${json}`, 'hex')}`;
 }
 
+/** The JSON text of a record's body without the fields that are Airlock's (seq, prev, hash). */
+export function bodyJson(body: RecordBody): string {
+  if (!('seq' in body) && !('prev' in body) && !('hash' in body)) return JSON.stringify(body);
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') rest[k] = v;
+  return JSON.stringify(rest);
+}
+
 /**
  * Seals a record after `prev`: `{"seq":…, "time":…, <the body's fields in order>, "prev":…,
  * "hash":…}` (time only when given). seq, prev and hash are Airlock's; a body field of those
@@ -30,14 +38,7 @@ function digest(prev: string, json: string): string {
  * copying it.
  */
 export function seal(body: RecordBody, seq: number, prev: string, time?: string): SealedRecord {
-  let fields: string;
-  if (!('seq' in body) && !('prev' in body) && !('hash' in body)) {
-    fields = JSON.stringify(body).slice(1, -1);
-  } else {
-    const rest: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(body)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') rest[k] = v;
-    fields = JSON.stringify(rest).slice(1, -1);
-  }
+  const fields = bodyJson(body).slice(1, -1);
   // prev is always `sha256:` + hex: nothing to escape
   const head = time === undefined ? `{"seq":${String(seq)},` : `{"seq":${String(seq)},"time":${JSON.stringify(time)},`;
   const json = `${head}${fields === '' ? '' : `${fields},`}"prev":"${prev}"}`;

@@ -13,8 +13,8 @@
  * write(2).
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { openMappedFile } from '@airlock/native';
-import { GENESIS, seal, type RecordBody } from './chain.ts';
+import { openMappedFile, type MappedFile } from '@airlock/native';
+import { GENESIS, bodyJson, seal, type RecordBody } from './chain.ts';
 
 // The ISO time of the current millisecond, made once per millisecond (records come in bursts).
 let clockMs = -1;
@@ -35,16 +35,31 @@ export class RecorderError extends Error {
   }
 }
 
-/** Where flushed text goes: the mapped file, or write(2) on a descriptor. */
+/**
+ * Where records go. The mapped file seals and copies each record into the page cache as it is
+ * appended (one native call: already handed to the OS, nothing to flush); the descriptor queues
+ * records sealed in JavaScript and writes them at flush, with one write(2).
+ */
 interface Sink {
-  write(text: string): void;
+  /** seals and stores (or queues) the record; returns its hash */
+  append(body: RecordBody, seq: number, prev: string, time: string | undefined): string;
+  flush(): void;
   close(): void;
 }
 
 function descriptorSink(path: string): Sink {
   const fd = openSync(path, 'wx', 0o600);
+  let pending: string[] = [];
   return {
-    write(text) {
+    append(body, seq, prev, time) {
+      const sealed = seal(body, seq, prev, time);
+      pending.push(sealed.line);
+      return sealed.hash;
+    },
+    flush() {
+      if (pending.length === 0) return;
+      const text = pending.length === 1 ? `${pending[0] ?? ''}\n` : `${pending.join('\n')}\n`;
+      pending = [];
       // a string goes to write(2) without a Buffer of ours; a short write (a full disk, a
       // signal) continues from the bytes not written
       const written = writeSync(fd, text);
@@ -63,6 +78,16 @@ function descriptorSink(path: string): Sink {
   };
 }
 
+function mappedSink(file: MappedFile): Sink {
+  return {
+    append: (body, seq, prev, time) => file.appendRecord(seq, time, bodyJson(body), prev),
+    flush: () => undefined,
+    close: () => {
+      file.close();
+    },
+  };
+}
+
 export interface RecordingWriterOptions {
   /** write through a shared mapping when the addon is built (default true); false: write(2) */
   readonly mapped?: boolean;
@@ -73,24 +98,13 @@ export class RecordingWriter {
   #sink: Sink | undefined;
   #seq = 0;
   #head = GENESIS;
-  #pending: string[] = [];
   #failed: Error | undefined;
 
   constructor(path: string, options: RecordingWriterOptions = {}) {
     this.path = path;
     try {
       const mapped = options.mapped !== false ? openMappedFile(path) : undefined;
-      this.#sink =
-        mapped === undefined
-          ? descriptorSink(path)
-          : {
-              write: (text) => {
-                mapped.append(text);
-              },
-              close: () => {
-                mapped.close();
-              },
-            };
+      this.#sink = mapped === undefined ? descriptorSink(path) : mappedSink(mapped);
     } catch (err) {
       const message = (err as Error).message;
       throw new RecorderError(message.startsWith('cannot create recording') ? message : `cannot create recording ${path}: ${message}`);
@@ -109,26 +123,34 @@ export class RecordingWriter {
     return this.#failed;
   }
 
-  /** Seals the record into the chain and queues it; returns its hash. */
+  /**
+   * Seals the record into the chain and stores it (mapped file: in the page cache already) or
+   * queues it (write(2): until flush); returns its hash. A failure to store it makes the
+   * recorder failed: `flush` then throws, and so does every later append.
+   */
   append(body: RecordBody): string {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
-    this.#seq += 1;
-    const sealed = seal(body, this.#seq, this.#head, 'time' in body ? undefined : isoNow());
-    this.#head = sealed.hash;
-    this.#pending.push(sealed.line);
-    return sealed.hash;
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#failed = new Error('recording is closed');
+      return this.#head;
+    }
+    try {
+      this.#head = sink.append(body, this.#seq + 1, this.#head, 'time' in body ? undefined : isoNow());
+      this.#seq += 1;
+    } catch (err) {
+      this.#failed = err as Error;
+    }
+    return this.#head;
   }
 
-  /** Hands every queued record to the operating system at once. Throws RecorderError when that fails. */
+  /** Hands every record appended so far to the operating system. Throws RecorderError when that fails. */
   flush(): void {
-    if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
-    if (this.#pending.length === 0) return;
-    const text = this.#pending.length === 1 ? `${this.#pending[0] ?? ''}\n` : `${this.#pending.join('\n')}\n`;
-    this.#pending = [];
+    if (this.#failed !== undefined) throw new RecorderError(`cannot write recording ${this.path}: ${this.#failed.message}`);
     const sink = this.#sink;
     if (sink === undefined) throw new RecorderError('recording is closed');
     try {
-      sink.write(text);
+      sink.flush();
     } catch (err) {
       this.#failed = err as Error;
       throw new RecorderError(`cannot write recording ${this.path}: ${(err as Error).message}`);
