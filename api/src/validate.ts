@@ -4,9 +4,10 @@
  * validation), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
  * Transition rules (those reading `oldSelf`) are checked only when an old object is given.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import { parse as parseCel } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type * as AjvModule from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type * as CelModule from '@marcbachmann/cel-js';
 import { API_VERSION, KINDS, type KindDefinition } from './schema/kinds.ts';
 import { objectSchema } from './schema/crd.ts';
 import type { Schema, ValidationRule } from './schema/props.ts';
@@ -42,7 +43,30 @@ function closed(schema: Schema): Schema {
   return out;
 }
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv, formats: string[]) => Ajv;
+/**
+ * ajv, ajv-formats and the CEL evaluator are loaded by the first airlockValidators() call, not
+ * on import: the package is also imported for its vocabularies and schemas by code that never
+ * validates (the policy engine, the sidecar's proxies), and loading them costs a process several
+ * MiB of resident memory.
+ */
+const load = createRequire(import.meta.url);
+
+interface Libraries {
+  readonly Ajv: typeof AjvModule.Ajv;
+  readonly addFormats: (ajv: Ajv, formats: string[]) => Ajv;
+  readonly parseCel: typeof CelModule.parse;
+}
+
+let libraries: Libraries | undefined;
+
+function libs(): Libraries {
+  libraries ??= {
+    Ajv: (load('ajv') as typeof AjvModule).Ajv,
+    addFormats: load('ajv-formats') as (ajv: Ajv, formats: string[]) => Ajv,
+    parseCel: (load('@marcbachmann/cel-js') as typeof CelModule).parse,
+  };
+  return libraries;
+}
 
 function segment(key: string): string {
   return /^[0-9]+$/.test(key) ? `[${key}]` : `.${key}`;
@@ -122,7 +146,7 @@ const ruleCache = new Map<string, CompiledRule['evaluate']>();
 function compileRule(rule: ValidationRule): CompiledRule {
   let evaluate = ruleCache.get(rule.rule);
   if (evaluate === undefined) {
-    evaluate = parseCel(rule.rule);
+    evaluate = libs().parseCel(rule.rule);
     ruleCache.set(rule.rule, evaluate);
   }
   return { ...rule, evaluate, transition: /\boldSelf\b/.test(rule.rule) };
@@ -197,15 +221,26 @@ function makeValidator(ajv: Ajv, def: KindDefinition): Validator {
 
 let validators: Map<string, Validator> | undefined;
 
-/** Validators of every Airlock kind, by kind name. Compiled once. */
+/** Validators of every Airlock kind, by kind name. Compiled once (until releaseValidators()). */
 export function airlockValidators(): ReadonlyMap<string, Validator> {
   if (validators === undefined) {
+    const { Ajv, addFormats } = libs();
     const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
     ajv.addVocabulary(KUBERNETES_KEYWORDS);
     addFormats(ajv, ['date-time']);
     validators = new Map(KINDS.map((def) => [def.kind, makeValidator(ajv, def)]));
   }
   return validators;
+}
+
+/**
+ * Drops the compiled validators (and compiled CEL rules), so that a long-running process that
+ * validated its manifests at start does not keep them; the next airlockValidators() compiles
+ * them again.
+ */
+export function releaseValidators(): void {
+  validators = undefined;
+  ruleCache.clear();
 }
 
 export function formatFieldError(e: FieldError): string {
