@@ -1,3 +1,6 @@
+import type { UpstreamConfig } from './config.ts';
+import type { ProxyOptions, RunningProxy } from './proxy.ts';
+
 export { FrontendParser, DEFAULT_LIMITS, type FrontendLimits, type FrontendMessage, type Framed } from './pg/frontend.ts';
 export * as backend from './pg/backend.ts';
 export { ProtocolError } from './pg/errors.ts';
@@ -22,8 +25,24 @@ export {
   type ReviewInput,
 } from './approval/local.ts';
 export { defaultStateDir } from './state.ts';
-export { startSshProxy } from './ssh/proxy.ts';
-export { startPgProxy } from './pg/proxy.ts';
+
+export type StartProxy = (options: ProxyOptions) => Promise<RunningProxy>;
+
+/**
+ * The proxy of one protocol, its modules imported on first use: a PostgreSQL sidecar never loads
+ * ssh2, nor an SSH one the PostgreSQL session code (resident memory of a long-running process).
+ */
+export async function loadProxy(protocol: UpstreamConfig['protocol']): Promise<StartProxy> {
+  return protocol === 'postgres' ? (await import('./pg/proxy.ts')).startPgProxy : (await import('./ssh/proxy.ts')).startSshProxy;
+}
+
+export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy> {
+  return (await loadProxy('postgres'))(options);
+}
+
+export async function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
+  return (await loadProxy('ssh'))(options);
+}
 export { AsciicastWriter, castEventLine, castHeaderLine, verifyCast, type CastCheckpoint, type CastHeader, type CastVerifyResult } from './record/asciicast.ts';
 export { LineEditor, type EditorSegment, type EnterSegment, type DataSegment } from './ssh/line-editor.ts';
 export { sha256Fingerprint, normalizeFingerprint, isPinned } from './ssh/fingerprint.ts';
