@@ -5,22 +5,24 @@
 import { readFileSync } from 'node:fs';
 import { CliError } from './errors.ts';
 import type { CliIO } from './io.ts';
-import { validateCommand } from './commands/validate.ts';
-import { checkCommand } from './commands/check.ts';
-import { maskCommand } from './commands/mask.ts';
-import { sessionsCommand } from './commands/sessions.ts';
-import { approvalsCommand } from './commands/approvals.ts';
-import { sidecarCommand } from './commands/sidecar.ts';
 
 type Command = (args: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream) => Promise<number>;
 
+/**
+ * Each command's module is imported when that command runs, so a process loads only what its
+ * command uses (the long-running `airlock sidecar` keeps nothing of the offline tools).
+ */
+function lazy(load: () => Promise<Command>): Command {
+  return async (args, io, stdin) => (await load())(args, io, stdin);
+}
+
 const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map<string, { readonly summary: string; readonly run: Command }>([
-  ['approvals', { summary: 'List, approve or deny statements and commands a local sidecar holds for approval', run: approvalsCommand }],
-  ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: checkCommand }],
-  ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: maskCommand }],
-  ['sessions', { summary: 'Verify a recording\'s hash chain, or show it as a timeline', run: sessionsCommand }],
-  ['sidecar', { summary: 'Run the proxy for one connection from manifests on disk (local mode)', run: sidecarCommand }],
-  ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: validateCommand }],
+  ['approvals', { summary: 'List, approve or deny statements and commands a local sidecar holds for approval', run: lazy(async () => (await import('./commands/approvals.ts')).approvalsCommand) }],
+  ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: lazy(async () => (await import('./commands/check.ts')).checkCommand) }],
+  ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: lazy(async () => (await import('./commands/mask.ts')).maskCommand) }],
+  ['sessions', { summary: 'Verify a recording\'s hash chain, or show it as a timeline', run: lazy(async () => (await import('./commands/sessions.ts')).sessionsCommand) }],
+  ['sidecar', { summary: 'Run the proxy for one connection from manifests on disk (local mode)', run: lazy(async () => (await import('./commands/sidecar.ts')).sidecarCommand) }],
+  ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: lazy(async () => (await import('./commands/validate.ts')).validateCommand) }],
 ]);
 
 export function version(): string {

@@ -1,9 +1,11 @@
+import { flushCompileCache } from 'node:module';
 import { parseArgs } from 'node:util';
-import { formatManifestError } from '@airlock/api';
+import { formatManifestError, releaseValidators } from '@airlock/api';
 import { PolicyError, compileBundle, loadSqlParser } from '@airlock/policy';
-import { LocalApprovals, SidecarError, createLogger, defaultStateDir, resolveUpstream, startPgProxy, startSshProxy, type RunningProxy } from '@airlock/sidecar';
+import { LocalApprovals, SidecarError, createLogger, defaultStateDir, loadProxy, resolveUpstream, type RunningProxy } from '@airlock/sidecar';
 import { CliError } from '../errors.ts';
 import { loadManifestFiles } from '../files.ts';
+import { restartFromCompileCache } from '../restart.ts';
 import type { CliIO } from '../io.ts';
 
 export const SIDECAR_HELP = `Usage: airlock sidecar -f <file|dir> [-f ...] --connection <name> [--namespace <ns>]
@@ -79,6 +81,8 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
   const files = values.filename ?? [];
   if (files.length === 0) throw new CliError('MissingArgument', '-f <file|dir> is required');
   const loaded = await loadManifestFiles(files);
+  // validated once: the compiled validators are not needed while proxying
+  releaseValidators();
   if (loaded.errors.length > 0) throw new CliError('InvalidManifest', `invalid manifests:\n  ${loaded.errors.map(formatManifestError).join('\n  ')}`);
   const sa = values['service-account'];
   let bundle;
@@ -97,6 +101,9 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
     throw err;
   }
   const listen = parseListen(values.listen ?? `127.0.0.1:${upstream.listenPort}`);
+  const startProxy = await loadProxy(upstream.protocol);
+  // every module the sidecar runs is loaded: a start that had to strip types starts again from the cache
+  restartFromCompileCache();
   const log = createLogger();
   const approvals = new LocalApprovals({ stateDir: values['state-dir'] ?? defaultStateDir() });
   const options = {
@@ -111,12 +118,14 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
   };
   let proxy: RunningProxy;
   try {
-    proxy = upstream.protocol === 'postgres' ? await startPgProxy(options) : await startSshProxy(options);
+    proxy = await startProxy(options);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new CliError('ListenFailed', `cannot listen on ${listen.host}:${listen.port}: ${e.message}`);
   }
   log.info('ready', { connection: `${upstream.namespace}/${upstream.name}`, protocol: upstream.protocol, listen: `${proxy.host}:${proxy.port}`, target: `${upstream.host}:${upstream.port}`, digest: bundle.digest, recordingsDir });
+  // persist the compile cache (see cli/bin/airlock) now: the next start reuses it even if this one is killed
+  flushCompileCache();
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info('stopping', { signal });
