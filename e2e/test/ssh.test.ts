@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2, { type ClientChannel, type SFTPWrapper } from 'ssh2';
+import { recordingText } from '@airlock/sidecar';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { sshClient, startSshd, type Sshd } from '../src/sshd.ts';
 
@@ -88,8 +89,9 @@ function logs(dir = recordings, connection = 'box'): string[] {
     .map(([, p]) => p);
 }
 
+/** The records so far (a recording still open ends with the zero bytes of its reservation). */
 function records(path: string): Record<string, unknown>[] {
-  return readFileSync(path, 'utf8')
+  return recordingText(readFileSync(path, 'utf8'))
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
