@@ -67,6 +67,9 @@ export function connectUpstream(cfg: UpstreamConfig, options: UpstreamOptions = 
   });
   try {
     client.connect(config);
+    // keystrokes must not wait behind Nagle's algorithm for the ACK of the previous packet
+    // (OpenSSH sets TCP_NODELAY for interactive sessions too); applied once the socket connects
+    client.setNoDelay(true);
   } catch (err) {
     // a key that does not parse, or another bad option
     client.emit('error', new Error(`invalid upstream configuration: ${(err as Error).message}`));
