@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,37 @@ test('asciicast writer: checkpoints detect edits, truncation and appended data',
   assert.equal(verifyCast(Buffer.concat([data, Buffer.from('[9, "o", "x"]\n')]), [mid, final]).ok, false);
   assert.equal(verifyCast(data, []).ok, false);
   writeFileSync(path, data);
+});
+
+test('asciicast writers: interleaved events of any text and size are written and hashed exactly', () => {
+  // the writers encode every event line into one buffer they share: interleaving writers and
+  // events larger than that buffer must still give each file exactly its own lines
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-casts-'));
+  let n = 0;
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 300 }),
+    fc.string({ unit: fc.constantFrom('a', '\n', '\r', '"', '\\', '\u0001', '\udc80', '\u00e9', '\u20ac', '\ud83d\ude00'), maxLength: 2000 }),
+    fc.constantFrom(200_000, 400_000).map((len) => 'x\n\u20ac'.repeat(len)),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(2), text), { maxLength: 12 }), (events) => {
+      const writers = [0, 1, 2].map((i) => new AsciicastWriter(join(dir, `${String(n)}.${String(i)}.cast`), { width: 80, height: 24, timestamp: 1 }, () => 0));
+      n++;
+      const expected = writers.map(() => [castHeaderLine({ width: 80, height: 24, timestamp: 1 })]);
+      for (const [i, t] of events) {
+        writers[i]?.output(t);
+        if (t !== '') expected[i]?.push(castEventLine(0, 'o', t));
+      }
+      writers.forEach((w, i) => {
+        const final = w.close();
+        const data = readFileSync(w.path);
+        assert.equal(data.toString('utf8'), `${(expected[i] ?? []).join('\n')}\n`);
+        assert.equal(final.bytes, data.length);
+        assert.equal(final.sha256, `sha256:${createHash('sha256').update(data).digest('hex')}`);
+      });
+    }),
+    { numRuns: 60 },
+  );
 });
 
 test('agent host keys always parse (ssh2 occasionally generates one it cannot read back)', async () => {

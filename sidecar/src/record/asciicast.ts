@@ -48,6 +48,22 @@ export interface CastCheckpoint {
   readonly final: boolean;
 }
 
+/**
+ * Event lines are encoded into one buffer reused by every writer of the process (writes are
+ * synchronous), then hashed and written from it: no Buffer per event, which at bulk rates is
+ * garbage the collector would otherwise chase. Lines too long for it get a buffer of their own.
+ */
+const SHARED_MAX = 1024 * 1024;
+let shared = Buffer.allocUnsafe(64 * 1024);
+
+function encodeLine(text: string): Buffer {
+  // at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units)
+  const need = text.length * 3;
+  if (need > SHARED_MAX) return Buffer.from(text, 'utf8');
+  if (shared.length < need) shared = Buffer.allocUnsafe(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
+  return shared.subarray(0, shared.write(text, 0, 'utf8'));
+}
+
 export class AsciicastWriter {
   readonly path: string;
   readonly #start: number;
@@ -91,7 +107,7 @@ export class AsciicastWriter {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     const fd = this.#fd;
     if (fd === undefined) throw new RecorderError(`recording ${this.path} is closed`);
-    const data = Buffer.from(text, 'utf8');
+    const data = encodeLine(text);
     try {
       let off = 0;
       while (off < data.length) off += writeSync(fd, data, off);
