@@ -7,7 +7,7 @@
  * of the .cast then breaks verification. `castLine`/`verifyCast` are pure.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { close, fsync, openSync, writeSync } from 'node:fs';
 import { RecorderError } from './writer.ts';
 
 export interface CastHeader {
@@ -72,6 +72,7 @@ export class AsciicastWriter {
   #fd: number | undefined;
   #bytes = 0;
   #failed: Error | undefined;
+  #synced: Promise<void> = Promise.resolve();
 
   /** `now` is in milliseconds (monotonic); event times are relative to construction. */
   constructor(path: string, header: CastHeader, now: () => number = () => performance.now()) {
@@ -132,20 +133,30 @@ export class AsciicastWriter {
     this.#write(`${castEventLine(this.#seconds(), 'r', `${cols}x${rows}`)}\n`);
   }
 
-  /** Syncs and closes; returns the final checkpoint. */
+  /**
+   * Ends the cast and returns its final checkpoint (everything is written already). The file is
+   * synced to disk and closed in the background, so the agent does not wait for the disk (an
+   * fsync of a large cast takes a good part of a second); `synced` resolves when that is done.
+   */
   close(): CastCheckpoint {
     const fd = this.#fd;
     if (fd !== undefined) {
       this.#fd = undefined;
-      try {
-        fsyncSync(fd);
-      } catch {
-        // the data is written; a failed fsync changes nothing the checkpoint could say
-      } finally {
-        closeSync(fd);
-      }
+      // a failed fsync changes nothing the checkpoint could say: the data is written
+      this.#synced = new Promise((resolve) => {
+        fsync(fd, () => {
+          close(fd, () => {
+            resolve();
+          });
+        });
+      });
     }
     return this.checkpoint(true);
+  }
+
+  /** Resolves once a closed cast is synced to disk and its descriptor closed. */
+  get synced(): Promise<void> {
+    return this.#synced;
   }
 }
 

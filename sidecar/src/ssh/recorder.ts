@@ -27,6 +27,8 @@ export class SessionRecorder {
   #error: RecorderError | undefined;
   #warned = false;
   #ended = false;
+  /** closed casts still being synced to disk */
+  readonly #syncing = new Set<Promise<void>>();
 
   constructor(recordingsDir: string, connection: string, failurePolicy: 'Closed' | 'Open', log: Logger) {
     this.#closed = failurePolicy === 'Closed';
@@ -105,6 +107,17 @@ export class SessionRecorder {
     }
   }
 
+  /** Resolves when every cast closed so far is synced to disk: the session ends after that. */
+  async settled(): Promise<void> {
+    while (this.#syncing.size > 0) await Promise.all([...this.#syncing]);
+  }
+
+  /** @internal used by ChannelCast */
+  syncing(done: Promise<void>): void {
+    this.#syncing.add(done);
+    void done.then(() => this.#syncing.delete(done));
+  }
+
   /** Records `body` as the last record and closes the log (idempotent). */
   end(body: RecordBody): void {
     if (this.#ended) return;
@@ -171,6 +184,7 @@ export class ChannelCast {
     if (this.#closed) return;
     this.#closed = true;
     const cp = this.#writer.close();
+    this.#rec.syncing(this.#writer.synced);
     this.#rec.note({ type: 'cast', channel: this.#channel, file: basename(this.#writer.path), bytes: cp.bytes, sha256: cp.sha256, final: true }, true);
   }
 }

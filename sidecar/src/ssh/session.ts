@@ -144,11 +144,14 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     if (abort.signal.aborted) return;
     abort.abort();
     client?.end();
-    // let channel handlers record what the abort ended before the log closes
+    // let channel handlers record what the abort ended, and the casts reach the disk, before the
+    // log closes
     setImmediate(() => {
-      recorder.end({ type: 'session_end', reason: endReason, commands: counters.commands, blocked: counters.blocked, approvals: counters.approvals, refused: counters.refused, sftpOps: counters.sftpOps });
-      log.info('session end', { reason: endReason, recording: recorder.path, head: recorder.head });
-      resolveClosed();
+      void recorder.settled().then(() => {
+        recorder.end({ type: 'session_end', reason: endReason, commands: counters.commands, blocked: counters.blocked, approvals: counters.approvals, refused: counters.refused, sftpOps: counters.sftpOps });
+        log.info('session end', { reason: endReason, recording: recorder.path, head: recorder.head });
+        resolveClosed();
+      });
     });
   };
   conn.on('close', finish);
