@@ -77,6 +77,10 @@ type Expect =
 interface Prepared {
   readonly sql: string;
   readonly decision: Decision;
+  /** the decision recorded for each Execute (Allow: it was decided, and approved, at Parse) */
+  executeDecision?: Decision;
+  /** the text as recorded (masked), made at the first Execute */
+  recordedText?: string;
   /** held at Parse and approved */
   readonly approved: boolean;
   /** result columns from a Describe of the statement (text format); null: returns no rows */
@@ -442,15 +446,17 @@ export class PgSession {
         // A statement parsed through Airlock was decided (and approved) at Parse. One prepared with
         // SQL PREPARE is executed like SQL EXECUTE: opaque, decided now.
         const sql = st?.sql ?? `EXECUTE ${quoteIdent(portal.statementName)}`;
-        const d: Decision = st !== undefined ? { ...st.decision, decision: 'Allow' } : this.#decide(sql);
-        const rec = this.#statementRecord(sql, 'execute', d, { portal: m.portal, ...(portal.statementName !== '' ? { statement: portal.statementName } : {}), ...(st?.approved === true ? { approved: 'at Parse' } : {}) });
-        /** Re-executed statements may come without a Describe: ask for the columns ourselves, just before the Execute. */
+        let d: Decision;
+        if (st !== undefined) d = st.executeDecision ??= st.decision.decision === 'Allow' ? st.decision : { ...st.decision, decision: 'Allow' };
+        else d = this.#decide(sql);
+        const extra: Record<string, string> = { portal: m.portal };
+        if (portal.statementName !== '') extra['statement'] = portal.statementName;
+        if (st?.approved === true) extra['approved'] = 'at Parse';
+        let recorded: string | undefined;
+        if (st !== undefined) recorded = st.recordedText ??= this.#recordedText(sql);
+        const rec = this.#statementRecord(sql, 'execute', d, extra, recorded);
         const describe = (into: Buffer[]): void => {
-          if (portal.fields === undefined && !portal.describing && portal.statement?.fields === undefined && this.#maskingActive()) {
-            portal.describing = true;
-            this.#expect({ k: 'describe', of: portal, swallow: true });
-            into.push(frontendMessage('D', Buffer.from(`P${m.portal}\0`, 'utf8')));
-          }
+          this.#describeBeforeExecute(portal, m.portal, into);
         };
         if (d.decision === 'RequireApproval' && rec.ok) {
           return this.#hold(sql, d, rec.rec, f.raw, parseMessage('', REFUSED_SQL), (refusal) => {
@@ -530,11 +536,10 @@ export class PgSession {
    * Appends and flushes the statement's record (write-ahead). ok=false when the recorder failed and
    * the connection's failurePolicy is Closed: the statement must then be refused.
    */
-  #statementRecord(sql: string, via: 'simple' | 'parse' | 'execute', d: Decision, extra: Readonly<Record<string, string>>): { rec: StatementRecord | undefined; ok: boolean; error?: unknown } {
+  #statementRecord(sql: string, via: 'simple' | 'parse' | 'execute', d: Decision, extra: Readonly<Record<string, string>>, recorded?: string): { rec: StatementRecord | undefined; ok: boolean; error?: unknown } {
     const id = ++this.#statementSeq;
     this.#counts.statements += 1;
-    const masker = this.#deps.bundle?.masker;
-    const text = masker === undefined ? sql : masker.maskText(sql).text;
+    const text = recorded ?? this.#recordedText(sql);
     try {
       this.#record({ type: 'statement', id, via, ...extra, text, decision: d.decision, classes: d.classes, rules: d.rules, ...(d.decision === 'Allow' ? {} : { message: d.message }) });
       this.#flushRecord();
@@ -543,6 +548,20 @@ export class PgSession {
       this.#log.warn('recording failed; forwarding anyway (failurePolicy Open)', { error: (err as Error).message });
     }
     return { rec: { id, rows: 0, masked: 0, tags: [], error: undefined, rules: undefined }, ok: true };
+  }
+
+  /** A statement's text as recorded and shown to reviewers: masked like results. */
+  #recordedText(sql: string): string {
+    const masker = this.#deps.bundle?.masker;
+    return masker === undefined ? sql : masker.maskText(sql).text;
+  }
+
+  /** Re-executed statements may come without a Describe: asks for the portal's columns, just before its Execute. */
+  #describeBeforeExecute(portal: Portal, name: string, into: Buffer[]): void {
+    if (portal.fields !== undefined || portal.describing || portal.statement?.fields !== undefined || !this.#masking) return;
+    portal.describing = true;
+    this.#expect({ k: 'describe', of: portal, swallow: true });
+    into.push(frontendMessage('D', Buffer.from(`P${name}\0`, 'utf8')));
   }
 
   /** The ErrorResponse that replaces a refused statement's, or undefined when it may run. */
@@ -1036,27 +1055,31 @@ const DROP: unique symbol = Symbol('drop');
 
 /**
  * Writes and empties `out`; false when the socket wants a drain. Buffers that are consecutive
- * slices of one chunk (messages forwarded unchanged) are written as one slice, and the rest in
- * one corked batch: one system call, and one pass through the stream machinery per slice.
+ * slices of one chunk (messages forwarded unchanged) are written as one slice: usually the
+ * whole batch is one write, without corking; otherwise the slices go in one corked batch (one
+ * system call either way).
  */
 function writeAll(socket: Socket | TLSSocket, out: Buffer[]): boolean {
   const n = out.length;
   if (n === 0) return true;
-  let ok = true;
+  // coalesce in place: out[0, k) are the slices to write
+  let k = 0;
   let run = out[0] as Buffer;
-  if (n === 1) ok = socket.write(run);
-  else {
-    socket.cork();
-    for (let i = 1; i < n; i++) {
-      const b = out[i] as Buffer;
-      if (b.buffer === run.buffer && run.byteOffset + run.length === b.byteOffset) {
-        run = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
-        continue;
-      }
-      ok = socket.write(run);
+  for (let i = 1; i < n; i++) {
+    const b = out[i] as Buffer;
+    if (b.buffer === run.buffer && run.byteOffset + run.length === b.byteOffset) {
+      run = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+    } else {
+      out[k++] = run;
       run = b;
     }
-    ok = socket.write(run);
+  }
+  out[k++] = run;
+  let ok = true;
+  if (k === 1) ok = socket.write(run);
+  else {
+    socket.cork();
+    for (let i = 0; i < k; i++) ok = socket.write(out[i] as Buffer);
     socket.uncork();
   }
   out.length = 0;
