@@ -8,6 +8,9 @@
  *
  * Space is reserved with fallocate before it is mapped (64 KiB, doubling up to 8 MiB steps),
  * so a full disk is an error returned by recAppend (fail closed), never a SIGBUS while copying.
+ * Whole pages already written are dropped from the process every 256 KiB (MADV_DONTNEED: for
+ * a shared file mapping the data stays in the page cache and is written back as usual), so a
+ * long session's recording does not stay resident in the sidecar's memory.
  * A file that was not closed (the process died) ends with the zero bytes of its reservation;
  * readers ignore trailing NUL bytes. recClose truncates the file to its content and fsyncs it.
  *
@@ -41,12 +44,15 @@
 
 #define FIRST_RESERVE ((size_t)64 * 1024)
 #define MAX_STEP ((size_t)8 * 1024 * 1024)
+/* written pages are dropped from the process (not from the page cache) in steps of this much */
+#define RELEASE_STEP ((size_t)256 * 1024)
 
 typedef struct {
   int fd;           /* -1 once closed */
   char* map;        /* MAP_FAILED when nothing is mapped */
   size_t mapped;    /* bytes mapped == bytes reserved == file size while open */
   size_t used;      /* bytes of content */
+  size_t released;  /* [0, released) is no longer mapped into the process's memory */
 } RecordingFile;
 
 static napi_value throw_errno(napi_env env, const char* what, int err) {
@@ -91,6 +97,15 @@ static int reserve(RecordingFile* f, size_t need) {
   f->map = map;
   f->mapped = size;
   return 0;
+}
+
+/* Drops the whole pages written so far from the process's memory, once there is a step of them. */
+static void release_written(RecordingFile* f) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t done = f->used & ~(page - 1);
+  if (done - f->released < RELEASE_STEP) return;
+  /* only an advice: on failure the pages just stay resident */
+  if (madvise(f->map + f->released, done - f->released, MADV_DONTNEED) == 0) f->released = done;
 }
 
 static RecordingFile* unwrap(napi_env env, napi_value value) {
@@ -161,6 +176,7 @@ static napi_value rec_append(napi_env env, napi_callback_info info) {
     return throw_type(env, "recAppend: text must be a string");
   }
   f->used += written;
+  release_written(f);
   return NULL;
 }
 
@@ -261,6 +277,7 @@ static napi_value rec_append_record(napi_env env, napi_callback_info info) {
   memcpy(p, "\"}\n", 3);
   p += 3;
   f->used += (size_t)(p - start);
+  release_written(f);
   napi_value result;
   if (napi_create_string_latin1(env, hash, sizeof hash, &result) != napi_ok) return throw_errno(env, "recAppendRecord", ENOMEM);
   return result;

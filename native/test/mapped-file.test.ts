@@ -95,3 +95,24 @@ test('errors are thrown: an existing path, a closed file, no space left (file si
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^AIRLOCK_RECORDING cannot extend recording: File too large/);
 });
+
+test('a long recording does not stay resident: written pages leave the process, their content stays in the file', () => {
+  const path = join(dir(), 'long.jsonl');
+  const script = `
+    import { openMappedFile } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+    import { readFileSync } from 'node:fs';
+    const rss = () => Number(/RssFile:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) + Number(/RssShmem:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+    const f = openMappedFile(${JSON.stringify(path)});
+    const line = 'r'.repeat(299) + '\\n';
+    const before = rss();
+    for (let i = 0; i < 200000; i++) f.append(line);
+    console.log(rss() - before);
+    f.close();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const grownKiB = Number(r.stdout.trim());
+  assert.ok(grownKiB < 16384, `60 MB written, the file-backed resident memory grew by ${String(grownKiB)} KiB`);
+  const text = readFileSync(path, 'utf8');
+  assert.equal(text.length, 60_000_000);
+  assert.equal(text, 'r'.repeat(299).concat('\n').repeat(200000));
+});
