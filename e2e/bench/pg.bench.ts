@@ -5,7 +5,12 @@
  *
  * Workloads: pgbench -S with 1 and 8 clients (simple and prepared), pgbench tpcb with 8 clients,
  * and a 1-million-row SELECT with a masked column (customers.email, keyed hash) read by psql.
- * Prints TPS, latency and ratios; samples the sidecar's RSS; writes bench/pg.json.
+ * Prints TPS, latency and ratios; samples the sidecar's RSS every 100 ms throughout (the clients
+ * run as asynchronous children, so the sampler runs while they do); writes bench/pg.json.
+ *
+ * On a small shared machine one run of a few seconds varies by ±20%: every workload runs
+ * ROUNDS times (default 3) with the targets interleaved, and the median of each target is
+ * compared (every run's figures are in the JSON).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +19,8 @@ import { join } from 'node:path';
 import { freePort, startPostgres, type Postgres } from '../src/postgres.ts';
 import { manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 
-const SECONDS = Number(process.env['AIRLOCK_BENCH_SECONDS'] ?? 6);
+const SECONDS = Number(process.env['AIRLOCK_BENCH_SECONDS'] ?? 5);
+const ROUNDS = Number(process.env['AIRLOCK_BENCH_ROUNDS'] ?? 3);
 const ROWS = Number(process.env['AIRLOCK_BENCH_ROWS'] ?? 1_000_000);
 const PASSWORD = 'bench-secret-pw';
 
@@ -144,36 +150,56 @@ interface PgbenchResult {
   readonly latencyMs: number;
 }
 
-function pgbench(port: number, args: readonly string[]): PgbenchResult {
-  const r = spawnSync('pgbench', [...args, '-T', String(SECONDS), '-n', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', 'bench'], {
-    encoding: 'utf8',
-    env: { ...process.env, PGPASSWORD: PASSWORD },
+/** Runs a client to completion without blocking the event loop (the RSS sampler keeps running). */
+function run(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, PGPASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
   });
-  if (r.status !== 0) throw new Error(`pgbench ${args.join(' ')} on ${String(port)} failed: ${r.stderr}`);
+}
+
+async function pgbench(port: number, args: readonly string[]): Promise<PgbenchResult> {
+  const r = await run('pgbench', [...args, '-T', String(SECONDS), '-n', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', 'bench']);
+  if (r.code !== 0) throw new Error(`pgbench ${args.join(' ')} on ${String(port)} failed: ${r.stderr}`);
   const tps = Number(/tps = ([0-9.]+)/.exec(r.stdout)?.[1]);
   const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(r.stdout)?.[1]);
   return { tps, latencyMs };
 }
 
-/** Reads the 1M-row masked SELECT with psql into /dev/null; best of 3, in rows per second. */
-function bigSelect(port: number): { seconds: number; rowsPerSecond: number; sample: string } {
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', '-d', 'bench', '-o', '/dev/null', '-c', 'SELECT id, name, email, plan FROM customers'], {
-      encoding: 'utf8',
-      env: { ...process.env, PGPASSWORD: PASSWORD },
-      maxBuffer: 1 << 30,
-    });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`psql on ${String(port)} failed: ${r.stderr}`);
-    best = Math.min(best, s);
+/** Reads the 1M-row masked SELECT once with psql into /dev/null; seconds. */
+async function bigSelectOnce(port: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const r = await run('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', '-d', 'bench', '-o', '/dev/null', '-c', 'SELECT id, name, email, plan FROM customers']);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.code !== 0) throw new Error(`psql on ${String(port)} failed: ${r.stderr}`);
+  return s;
+}
+
+async function firstEmail(port: number): Promise<string> {
+  return (await run('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', '-d', 'bench', '-c', 'SELECT email FROM customers ORDER BY id LIMIT 1'])).stdout.trim();
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+
+/** CPU time (user + system, all threads) of a process so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
   }
-  const sample = spawnSync('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', '-d', 'bench', '-c', 'SELECT email FROM customers ORDER BY id LIMIT 1'], {
-    encoding: 'utf8',
-    env: { ...process.env, PGPASSWORD: PASSWORD },
-  }).stdout.trim();
-  return { seconds: best, rowsPerSecond: ROWS / best, sample };
 }
 
 function rssOf(pid: number): number {
@@ -218,30 +244,53 @@ async function main(): Promise<void> {
     const ports: Record<Target, number> = { direct: pg.port, pgbouncer: bouncer.port, relay: relayPort, sidecar: sc.port };
 
     const results: Record<string, Record<Target, PgbenchResult>> = {};
-    console.log(`PostgreSQL ${pg.psql('SHOW server_version').stdout.trim()}, ${String(cpus().length)} cores, ${String(SECONDS)} s per run\n`);
-    console.log(`${'workload'.padEnd(34)} ${TARGETS.map((t) => t.padStart(10)).join(' ')}   sidecar/pgbouncer  sidecar/relay`);
+    const runs: Record<string, Record<Target, PgbenchResult[]>> = {};
+    const sidecarCpuMicrosPerTx: Record<string, number> = {};
+    console.log(`PostgreSQL ${pg.psql('SHOW server_version').stdout.trim()}, ${String(cpus().length)} cores, ${String(SECONDS)} s per run, median of ${String(ROUNDS)} interleaved rounds\n`);
+    console.log(`${'workload'.padEnd(34)} ${TARGETS.map((t) => t.padStart(10)).join(' ')}   sidecar/pgbouncer  sidecar/relay  sidecar CPU/tx`);
     for (const w of WORKLOADS) {
+      const all = { direct: [], pgbouncer: [], relay: [], sidecar: [] } as Record<Target, PgbenchResult[]>;
+      let cpu = 0;
+      let txs = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const t of TARGETS) {
+          const c0 = t === 'sidecar' ? cpuSeconds(sc.pid) : 0;
+          const r = await pgbench(ports[t], w.args);
+          if (t === 'sidecar') {
+            cpu += cpuSeconds(sc.pid) - c0;
+            txs += r.tps * SECONDS;
+          }
+          all[t].push(r);
+        }
+      }
+      runs[w.name] = all;
       const row = {} as Record<Target, PgbenchResult>;
-      for (const t of TARGETS) row[t] = pgbench(ports[t], w.args);
+      for (const t of TARGETS) row[t] = { tps: median(all[t].map((r) => r.tps)), latencyMs: median(all[t].map((r) => r.latencyMs)) };
       results[w.name] = row;
+      sidecarCpuMicrosPerTx[w.name] = (cpu / txs) * 1e6;
       const ratioB = row.sidecar.tps / row.pgbouncer.tps;
       const ratioR = row.sidecar.tps / row.relay.tps;
-      console.log(`${w.name.padEnd(34)} ${TARGETS.map((t) => row[t].tps.toFixed(0).padStart(10)).join(' ')}   ${(ratioB * 100).toFixed(1).padStart(16)}%  ${(ratioR * 100).toFixed(1).padStart(12)}%`);
+      console.log(`${w.name.padEnd(34)} ${TARGETS.map((t) => row[t].tps.toFixed(0).padStart(10)).join(' ')}   ${(ratioB * 100).toFixed(1).padStart(16)}%  ${(ratioR * 100).toFixed(1).padStart(12)}%  ${(sidecarCpuMicrosPerTx[w.name] ?? NaN).toFixed(1).padStart(11)} µs`);
     }
     const one = results['select-only, 1 client, simple'];
     const onePrepared = results['select-only, 1 client, prepared'];
     const addedLatencyUs = one === undefined ? NaN : (one.sidecar.latencyMs - one.direct.latencyMs) * 1000;
     const addedLatencyPreparedUs = onePrepared === undefined ? NaN : (onePrepared.sidecar.latencyMs - onePrepared.direct.latencyMs) * 1000;
-    console.log(`\nadded latency, 1 client: ${addedLatencyUs.toFixed(1)} µs simple, ${addedLatencyPreparedUs.toFixed(1)} µs prepared (sidecar − direct, pgbench latency average)`);
+    console.log(`\nadded latency, 1 client: ${addedLatencyUs.toFixed(1)} µs simple, ${addedLatencyPreparedUs.toFixed(1)} µs prepared (sidecar − direct, median pgbench latency average)`);
 
-    const big = {} as Record<Target, { seconds: number; rowsPerSecond: number; sample: string }>;
-    for (const t of TARGETS) big[t] = bigSelect(ports[t]);
-    console.log(`\n${String(ROWS)}-row SELECT (email masked by the example policy), psql to /dev/null, best of 3:`);
+    const bigRuns = { direct: [], pgbouncer: [], relay: [], sidecar: [] } as Record<Target, number[]>;
+    for (let round = 0; round < ROUNDS; round++) for (const t of TARGETS) bigRuns[t].push(await bigSelectOnce(ports[t]));
+    const big = {} as Record<Target, { seconds: number; rowsPerSecond: number; sample: string; runs: number[] }>;
+    for (const t of TARGETS) {
+      const seconds = median(bigRuns[t]);
+      big[t] = { seconds, rowsPerSecond: ROWS / seconds, sample: await firstEmail(ports[t]), runs: bigRuns[t] };
+    }
+    console.log(`\n${String(ROWS)}-row SELECT (email masked by the example policy), psql to /dev/null, median of ${String(ROUNDS)}:`);
     for (const t of TARGETS) console.log(`  ${t.padEnd(10)} ${big[t].seconds.toFixed(2)} s  ${(big[t].rowsPerSecond / 1000).toFixed(0)}k rows/s   first email: ${big[t].sample}`);
     const bigRatio = big.sidecar.rowsPerSecond / big.direct.rowsPerSecond;
     console.log(`  sidecar/direct ${(bigRatio * 100).toFixed(1)}%`);
     clearInterval(sampler);
-    console.log(`\nsidecar RSS: ${(idleRss / 1048576).toFixed(0)} MiB idle, ${(peakRss / 1048576).toFixed(0)} MiB peak`);
+    console.log(`\nsidecar RSS: ${(idleRss / 1048576).toFixed(0)} MiB idle, ${(peakRss / 1048576).toFixed(0)} MiB peak (sampled every 100 ms throughout)`);
 
     const worstB = Math.min(...WORKLOADS.map((w) => (results[w.name]?.sidecar.tps ?? 0) / (results[w.name]?.pgbouncer.tps ?? 1)));
     const worstR = Math.min(...WORKLOADS.map((w) => (results[w.name]?.sidecar.tps ?? 0) / (results[w.name]?.relay.tps ?? 1)));
@@ -254,7 +303,7 @@ async function main(): Promise<void> {
     };
     console.log('\ntargets:');
     for (const [k, v] of Object.entries(targets)) console.log(`  ${k.padEnd(22)} ${v.met ? 'met' : 'NOT met'}  ${JSON.stringify(v)}`);
-    const out = { date: new Date().toISOString(), node: process.version, cores: cpus().length, secondsPerRun: SECONDS, rows: ROWS, pgbench: results, addedLatencyMicros: { simple: addedLatencyUs, prepared: addedLatencyPreparedUs }, maskedSelect: big, sidecarRss: { idleBytes: idleRss, peakBytes: peakRss }, targets };
+    const out = { date: new Date().toISOString(), node: process.version, cores: cpus().length, secondsPerRun: SECONDS, rounds: ROUNDS, rows: ROWS, pgbench: results, pgbenchRuns: runs, sidecarCpuMicrosPerTx, addedLatencyMicros: { simple: addedLatencyUs, prepared: addedLatencyPreparedUs }, maskedSelect: big, sidecarRss: { idleBytes: idleRss, peakBytes: peakRss }, targets };
     mkdirSync(new URL('../../bench/', import.meta.url), { recursive: true });
     writeFileSync(new URL('../../bench/pg.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
     console.log('\nwrote bench/pg.json');
