@@ -182,6 +182,18 @@ static napi_value rec_append(napi_env env, napi_callback_info info) {
 
 static const char HEXDIGITS[] = "0123456789abcdef";
 
+/* Writes n in decimal at p (printf's %.0f of a double is ~40x slower); returns the end. */
+static char* put_decimal(char* p, uint64_t n) {
+  char digits[20];
+  int k = 0;
+  do {
+    digits[k++] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  while (k > 0) *p++ = digits[--k];
+  return p;
+}
+
 /* Copies the UTF-8 of a JS string to dst (room for `room` bytes and a NUL); its length or -1. */
 static ssize_t put_string(napi_env env, napi_value value, char* dst, size_t room) {
   size_t written;
@@ -225,7 +237,10 @@ static napi_value rec_append_record(napi_env env, napi_callback_info info) {
   if (err != 0) return throw_errno(env, "cannot extend recording", err);
   char* start = f->map + f->used;
   char* p = start;
-  p += sprintf(p, "{\"seq\":%.0f,", seq);
+  memcpy(p, "{\"seq\":", 7);
+  p += 7;
+  p = put_decimal(p, (uint64_t)seq);
+  *p++ = ',';
   if (time_type == napi_string) {
     memcpy(p, "\"time\":\"", 8);
     p += 8;

@@ -161,6 +161,22 @@ test('property: the mapped writer (records sealed natively) writes the very byte
   );
 });
 
+test('a natively sealed record is seal()\'s line for any sequence number', async () => {
+  const { openMappedFile } = await import('@airlock/native');
+  const path = join(mkdtempSync(join(tmpdir(), 'airlock-rec-')), 'seq.jsonl');
+  const f = openMappedFile(path);
+  assert.ok(f !== undefined);
+  const seqs = [0, 1, 9, 10, 99, 100, 123456789, 4294967295, 4294967296, 2 ** 53 - 1];
+  const want: string[] = [];
+  for (const seq of seqs) {
+    const body = { type: 'statement', text: `n=${String(seq)}` };
+    assert.equal(f.appendRecord(seq, '2026-12-01T10:00:00.000Z', JSON.stringify(body), GENESIS), seal(body, seq, GENESIS, '2026-12-01T10:00:00.000Z').hash);
+    want.push(seal(body, seq, GENESIS, '2026-12-01T10:00:00.000Z').line);
+  }
+  f.close();
+  assert.equal(readFileSync(path, 'utf8'), `${want.join('\n')}\n`);
+});
+
 test('property: any single-byte change of a recording is detected', () => {
   const { text } = recording();
   fc.assert(
