@@ -584,6 +584,35 @@ describe('robustness', () => {
     c.socket.destroy();
   });
 
+  test('a result read in irregular pauses arrives intact, row by row (reads reuse one buffer: carries and pauses)', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    const rows = 100_000;
+    // rows produced in bursts of a few KiB (a short sleep every 40 rows, long rows now and then):
+    // the sidecar reads small chunks, and writes that a paused client cannot take stay queued
+    c.send(serialize.query(`SELECT g, md5(g::text), repeat(chr(65 + g % 26), CASE WHEN g % 1000 = 0 THEN 30000 ELSE g % 40 END), CASE WHEN g % 40 = 0 THEN pg_sleep(0.0001)::text END FROM generate_series(1, ${String(rows)}) g`));
+    // drip: the sidecar's writes to this client queue again and again, and the upstream pauses
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % 20;
+    const from = c.messages.length;
+    for (let i = 0; i < 400 && !c.messages.slice(from).some((m) => m.name === 'readyForQuery'); i++) {
+      c.socket.pause();
+      await new Promise((r) => setTimeout(r, next()));
+      c.socket.resume();
+      await new Promise((r) => setTimeout(r, next() / 4));
+    }
+    const got = await c.until((m) => m.name === 'readyForQuery', from, 120_000);
+    const data = got.filter((m) => m.name === 'dataRow') as unknown as { fields: (string | null)[] }[];
+    assert.equal(data.length, rows);
+    const { createHash } = await import('node:crypto');
+    data.forEach((r, i) => {
+      const g = i + 1;
+      assert.equal(r.fields[0], String(g));
+      assert.equal(r.fields[1], createHash('md5').update(String(g)).digest('hex'));
+      assert.equal(r.fields[2], String.fromCharCode(65 + (g % 26)).repeat(g % 1000 === 0 ? 30000 : g % 40));
+    });
+    c.end();
+  });
+
   test('an upstream restart mid-session gives a clean error, and new sessions work after', async () => {
     const c = pgClient();
     const errors: string[] = [];

@@ -46,7 +46,10 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
     });
   };
 
-  const server = createServer({ noDelay: true }, (socket) => {
+  // high-water mark 1: a write to the agent that cannot complete at once reports backpressure
+  // (and later 'drain'), which keeps the upstream paused while the queued bytes still point into
+  // its reused read buffer (see PgSession)
+  const server = createServer({ noDelay: true, highWaterMark: 1 }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const session = new PgSession(socket, {

@@ -293,7 +293,9 @@ export class PgSession {
 
     let conn: UpstreamConnection;
     try {
-      conn = await connectUpstream(upstream, { parameters: params });
+      // reads reuse one buffer: what is kept past a read is copied (the carry), and the upstream
+      // stays paused while a write to the agent is queued (the agent socket's high-water mark is 1)
+      conn = await connectUpstream(upstream, { parameters: params, reuseReadBuffer: true });
     } catch (err) {
       this.#record({ type: 'upstream_error', error: (err as Error).message });
       throw err;
@@ -316,7 +318,7 @@ export class PgSession {
     }
     greet.push(authenticationOk());
     this.#agent.write(Buffer.concat(greet));
-    conn.socket.on('data', (d: Buffer) => {
+    conn.read((d) => {
       this.#onUpstreamData(d);
     });
     conn.socket.on('error', (err: Error) => {
@@ -697,7 +699,8 @@ export class PgSession {
       return;
     }
     if (pos > runStart) out.push(buf.subarray(runStart, pos));
-    if (pos < n) this.#upCarry = buf.subarray(pos);
+    // a copy: `buf` may be the upstream's reused read buffer
+    if (pos < n) this.#upCarry = Buffer.from(buf.subarray(pos));
     this.#flushAgent();
   }
 
@@ -705,8 +708,13 @@ export class PgSession {
     if (!this.#upBlocked && !this.#agent.writableNeedDrain) this.#up?.resume();
   }
 
+  /**
+   * Writes what is ready for the agent. The agent socket's high-water mark is 1, so a write
+   * reports backpressure whenever it is not done at once; the upstream pauses only when bytes
+   * are really still queued (they may point into its reused read buffer) until 'drain'.
+   */
   #flushAgent(): void {
-    if (!writeAll(this.#agent, this.#agentOut)) this.#up?.pause();
+    if (!writeAll(this.#agent, this.#agentOut) && this.#agent.writableLength > 0) this.#up?.pause();
   }
 
   #current(): Expect | undefined {

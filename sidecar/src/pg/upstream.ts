@@ -19,6 +19,12 @@ export interface UpstreamConnection {
   readonly secretKey: Buffer;
   /** raw messages after AuthenticationOk, up to and including the first ReadyForQuery, plus anything after */
   readonly greeting: Buffer;
+  /**
+   * Where the bytes the server sends go from now on (instead of 'data' events). With
+   * `reuseReadBuffer`, a chunk is valid only during the call: the next read overwrites it (copy
+   * what you keep, and keep the socket paused while a write of it is still queued).
+   */
+  read(onChunk: (chunk: Buffer) => void): void;
 }
 
 export interface ConnectOptions {
@@ -26,15 +32,38 @@ export interface ConnectOptions {
   /** startup parameters passed through from the agent (already filtered) */
   readonly parameters?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
+  /**
+   * Plain TCP only: read into one buffer of this connection's, reused for every read (no
+   * allocation and no stream machinery per read; see UpstreamConnection.read).
+   */
+  readonly reuseReadBuffer?: boolean;
 }
+
+/** Size of a connection's reused read buffer (what libuv reads at most at once anyway). */
+const READ_BUFFER = 64 * 1024;
 
 function where(c: UpstreamConfig): string {
   return `${c.host}:${c.port}/${c.database ?? ''}`;
 }
 
-function tcp(c: UpstreamConfig, timeoutMs: number): Promise<Socket> {
+/** A TCP connection; with `onChunk`, its reads go there from one reused buffer (no 'data' events). */
+function tcp(c: UpstreamConfig, timeoutMs: number, onChunk?: (chunk: Buffer) => void): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host: c.host, port: c.port, noDelay: true });
+    const s =
+      onChunk === undefined
+        ? netConnect({ host: c.host, port: c.port, noDelay: true })
+        : netConnect({
+            host: c.host,
+            port: c.port,
+            noDelay: true,
+            onread: {
+              buffer: Buffer.allocUnsafe(READ_BUFFER),
+              callback: (n: number, buf: Uint8Array) => {
+                onChunk(Buffer.from(buf.buffer, buf.byteOffset, n));
+                return true; // false would pause the socket
+              },
+            },
+          });
     const timer = setTimeout(() => {
       s.destroy();
       reject(new SidecarError('UpstreamUnavailable', `cannot reach ${where(c)}: no answer in ${timeoutMs} ms`));
@@ -131,7 +160,18 @@ function parseOne(parser: Parser, msg: Buffer): BackendMessage {
 
 export async function connectUpstream(c: UpstreamConfig, options: ConnectOptions = {}): Promise<UpstreamConnection> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const raw = await tcp(c, timeoutMs);
+  // every read goes to `reader`: the login's handler first, then whoever calls read()
+  let reader: (chunk: Buffer) => void = () => undefined;
+  const reuse = options.reuseReadBuffer === true && c.tls.mode === 'disable';
+  const raw = await tcp(
+    c,
+    timeoutMs,
+    reuse
+      ? (chunk) => {
+          reader(chunk);
+        }
+      : undefined,
+  );
   const socket: Socket | TLSSocket = c.tls.mode === 'disable' ? raw : await startTls(c, raw);
   const user = c.credentials.username;
   const password = c.credentials.password ?? '';
@@ -152,7 +192,8 @@ export async function connectUpstream(c: UpstreamConfig, options: ConnectOptions
     const finish = (): void => {
       settled = true;
       clearTimeout(timer);
-      socket.off('data', onData);
+      if (reuse) reader = () => undefined;
+      else socket.off('data', onData);
       socket.off('error', onError);
       socket.off('close', onClose);
       socket.pause();
@@ -180,7 +221,11 @@ export async function connectUpstream(c: UpstreamConfig, options: ConnectOptions
         }
         if (type === 0x5a /* Z */) {
           finish();
-          resolve({ socket, processId, secretKey, greeting: Buffer.concat(greeting) });
+          const read = (onChunk: (chunk: Buffer) => void): void => {
+            if (reuse) reader = onChunk;
+            else socket.on('data', onChunk);
+          };
+          resolve({ socket, processId, secretKey, greeting: Buffer.concat(greeting), read });
         }
         if (type === 0x45 /* E */) {
           const f = readNoticeFields(msg);
@@ -258,7 +303,8 @@ export async function connectUpstream(c: UpstreamConfig, options: ConnectOptions
         fail(new SidecarError('UpstreamUnavailable', `${where(c)}: ${(err as Error).message}`));
       }
     };
-    socket.on('data', onData);
+    if (reuse) reader = onData;
+    else socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
   });

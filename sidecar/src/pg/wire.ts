@@ -31,7 +31,8 @@ export class BackendFramer {
       onMessage(buf[pos] ?? 0, buf, pos, end);
       pos = end;
     }
-    if (pos < n) this.#carry = buf.subarray(pos);
+    // a copy: the chunk may be a reused read buffer
+    if (pos < n) this.#carry = Buffer.from(buf.subarray(pos));
   }
 
   get pending(): number {
