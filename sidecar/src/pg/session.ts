@@ -27,6 +27,7 @@ import type { Catalog } from './catalog.ts';
 import { ProtocolError } from './errors.ts';
 import { FrontendParser, PROTOCOL_3_0, type Framed, type FrontendMessage } from './frontend.ts';
 import { PASS_THROUGH, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
+import { resultJson, statementJson } from './records.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNoticeFields, MAX_BACKEND_MESSAGE } from './wire.ts';
 
@@ -543,7 +544,7 @@ export class PgSession {
     this.#counts.statements += 1;
     const text = recorded ?? this.#recordedText(sql);
     try {
-      this.#record({ type: 'statement', id, via, ...extra, text, decision: d.decision, classes: d.classes, rules: d.rules, ...(d.decision === 'Allow' ? {} : { message: d.message }) });
+      this.#recordJson(statementJson(id, via, extra, text, d));
       this.#flushRecord();
     } catch (err) {
       if (this.#deps.upstream.failurePolicy === 'Closed') return { rec: undefined, ok: false, error: err };
@@ -979,16 +980,7 @@ export class PgSession {
 
   #finishResult(rec: StatementRecord | undefined, skipped?: string): void {
     if (rec === undefined) return;
-    const error = skipped ?? rec.error;
-    this.#record({
-      type: 'result',
-      statement: rec.id,
-      rows: rec.rows,
-      masked: rec.masked,
-      ...(rec.rules !== undefined ? { maskRules: [...rec.rules] } : {}),
-      ...(rec.tags.length > 0 ? { tag: rec.tags.join('; ') } : {}),
-      ...(error !== undefined ? { error } : {}),
-    });
+    this.#recordJson(resultJson(rec.id, rec.rows, rec.masked, rec.rules, rec.tags, skipped ?? rec.error));
   }
 
   #onUpstreamClose(): void {
@@ -1007,6 +999,13 @@ export class PgSession {
     const rec = this.#rec;
     if (rec === undefined || !this.#recordingOpen) return;
     rec.append(body);
+  }
+
+  /** #record of a body serialised by hand (no seq, prev, hash or time field) */
+  #recordJson(json: string): void {
+    const rec = this.#rec;
+    if (rec === undefined || !this.#recordingOpen) return;
+    rec.appendJson(json);
   }
 
   #flushRecord(): void {
@@ -1060,6 +1059,7 @@ export class PgSession {
 }
 
 const DROP: unique symbol = Symbol('drop');
+
 
 /**
  * Writes and empties `out`; false when the socket wants a drain. Buffers that are consecutive

@@ -38,12 +38,17 @@ export function bodyJson(body: RecordBody): string {
  * copying it.
  */
 export function seal(body: RecordBody, seq: number, prev: string, time?: string): SealedRecord {
-  const fields = bodyJson(body).slice(1, -1);
+  return sealJson(bodyJson(body), seq, prev, time);
+}
+
+/** seal() of a body already serialised (the JSON text of an object without seq, prev or hash). */
+export function sealJson(json: string, seq: number, prev: string, time?: string): SealedRecord {
+  const fields = json.slice(1, -1);
   // prev is always `sha256:` + hex: nothing to escape
   const head = time === undefined ? `{"seq":${String(seq)},` : `{"seq":${String(seq)},"time":${JSON.stringify(time)},`;
-  const json = `${head}${fields === '' ? '' : `${fields},`}"prev":"${prev}"}`;
-  const hash = digest(prev, json);
-  return { seq, hash, line: `${json.slice(0, -1)},"hash":"${hash}"}` };
+  const text = `${head}${fields === '' ? '' : `${fields},`}"prev":"${prev}"}`;
+  const hash = digest(prev, text);
+  return { seq, hash, line: `${text.slice(0, -1)},"hash":"${hash}"}` };
 }
 
 export interface VerifyResult {

@@ -14,7 +14,7 @@
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { openMappedFile, type MappedFile } from '@airlock/native';
-import { GENESIS, bodyJson, seal, type RecordBody } from './chain.ts';
+import { GENESIS, bodyJson, sealJson, type RecordBody } from './chain.ts';
 
 // The ISO time of the current millisecond, made once per millisecond (records come in bursts).
 let clockMs = -1;
@@ -41,8 +41,8 @@ export class RecorderError extends Error {
  * records sealed in JavaScript and writes them at flush, with one write(2).
  */
 interface Sink {
-  /** seals and stores (or queues) the record; returns its hash */
-  append(body: RecordBody, seq: number, prev: string, time: string | undefined): string;
+  /** seals and stores (or queues) the record (`json`: its body's JSON text); returns its hash */
+  append(json: string, seq: number, prev: string, time: string | undefined): string;
   flush(): void;
   close(): void;
 }
@@ -51,8 +51,8 @@ function descriptorSink(path: string): Sink {
   const fd = openSync(path, 'wx', 0o600);
   let pending: string[] = [];
   return {
-    append(body, seq, prev, time) {
-      const sealed = seal(body, seq, prev, time);
+    append(json, seq, prev, time) {
+      const sealed = sealJson(json, seq, prev, time);
       pending.push(sealed.line);
       return sealed.hash;
     },
@@ -80,7 +80,7 @@ function descriptorSink(path: string): Sink {
 
 function mappedSink(file: MappedFile): Sink {
   return {
-    append: (body, seq, prev, time) => file.appendRecord(seq, time, bodyJson(body), prev),
+    append: (json, seq, prev, time) => file.appendRecord(seq, time, json, prev),
     flush: () => undefined,
     close: () => {
       file.close();
@@ -129,6 +129,14 @@ export class RecordingWriter {
    * recorder failed: `flush` then throws, and so does every later append.
    */
   append(body: RecordBody): string {
+    return this.appendJson(bodyJson(body), 'time' in body);
+  }
+
+  /**
+   * append() of a body already serialised: `json` is the JSON text of an object that has no
+   * seq, prev or hash field (the hot paths write theirs by hand); `hasTime`: it has a time field.
+   */
+  appendJson(json: string, hasTime = false): string {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     const sink = this.#sink;
     if (sink === undefined) {
@@ -136,7 +144,7 @@ export class RecordingWriter {
       return this.#head;
     }
     try {
-      this.#head = sink.append(body, this.#seq + 1, this.#head, 'time' in body ? undefined : isoNow());
+      this.#head = sink.append(json, this.#seq + 1, this.#head, hasTime ? undefined : isoNow());
       this.#seq += 1;
     } catch (err) {
       this.#failed = err as Error;
