@@ -644,6 +644,31 @@ export function textFeatures(text: string): number {
   return (flags & 0xffff) | (Math.min(digits, 255) << 16);
 }
 
+/** Bytes-features of a value that is not plain ASCII: the callers decode it and run the detectors. */
+export const NOT_ASCII = -1;
+
+/**
+ * textFeatures of the text whose UTF-8 is bytes[start, end), read from the bytes, when they are
+ * all ASCII (then the bytes are the text's code units, one for one); NOT_ASCII otherwise.
+ */
+export function bytesFeatures(bytes: Uint8Array, start: number, end: number): number {
+  let flags = 0;
+  let digits = 0;
+  for (let i = start; i < end; i++) {
+    const c = bytes[i] ?? 0;
+    if (c >= 128) return NOT_ASCII;
+    const info = CHAR_INFO[c] ?? 0;
+    flags |= info;
+    digits += info >>> 16;
+  }
+  return (flags & 0xffff) | (Math.min(digits, 255) << 16);
+}
+
+/** Whether a text of this length and these features may hold a match of the detector (runDetector's check). */
+export function detectorMayMatch(d: CompiledDetector, length: number, features: number): boolean {
+  return !(length < d.length || (features & d.all) !== d.all || (d.any !== 0 && (features & d.any) === 0) || features >>> 16 < d.digits);
+}
+
 /** A detector ready to run: what a text needs to possibly hold a match, and its scanner. */
 export interface CompiledDetector {
   readonly id: Detector;
@@ -687,9 +712,7 @@ const COMPILED = Object.fromEntries(
  * `features` (from textFeatures) lets it return at once when the text cannot hold a match.
  */
 export function runDetector(d: CompiledDetector, text: string, out: SpanBuffer, features: number): void {
-  if (text.length < d.length || (features & d.all) !== d.all || (d.any !== 0 && (features & d.any) === 0) || features >>> 16 < d.digits) {
-    return;
-  }
+  if (!detectorMayMatch(d, text.length, features)) return;
   d.scan(text, out, features);
 }
 

@@ -18,7 +18,7 @@
 import RE2 from 're2';
 import { DETECTORS, MASK_ACTIONS, type Detector, type MaskAction } from '@airlock/api';
 import { PolicyError } from '../errors.ts';
-import { ALL_FEATURES, compileDetector, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
+import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
 import { nativeHmac } from '@airlock/native';
 import { hmacSha256 } from './hmac.ts';
 import { compileSimplePattern, type SimplePattern } from './simple-pattern.ts';
@@ -41,6 +41,13 @@ export interface Masker {
   columnCanMatch(column: string | undefined): boolean;
   /** masks one SQL result value of a column */
   maskValue(column: string | undefined, value: string): MaskResult;
+  /**
+   * A quick look at a value's UTF-8 bytes before it is decoded: false only when maskValue of
+   * this column would certainly leave the value unchanged (no whole-value rule, and the bytes
+   * rule out every detector and pattern: too short, missing characters or the literal a pattern
+   * needs); true when it might mask something (or the value is not ASCII, or long).
+   */
+  mayMaskBytes(column: string | undefined, bytes: Uint8Array, start: number, end: number): boolean;
   /** masks free text (SSH output): column rules do not apply; `null` action renders as the redact marker */
   maskText(text: string): { readonly text: string; readonly masked: number };
   /** a streaming text masker: any split of a text into chunks gives maskText's output */
@@ -90,6 +97,39 @@ interface Plan {
   /** column-only rules: the whole value */
   readonly whole: readonly Rule[];
   readonly finders: Finders;
+  /** what mayMaskBytes checks, flattened (see gateOf) */
+  readonly gate: Gate;
+}
+
+/**
+ * A plan's look at bytes: always true (a whole-value rule, or a pattern without a literal), or
+ * the literals of its patterns and, per detector, what a text needs (from detectors.ts).
+ */
+interface Gate {
+  readonly always: boolean;
+  readonly literals: readonly string[];
+  /** per detector: all, any, digits, length */
+  readonly needs: Int32Array;
+}
+
+function gateOf(whole: readonly Rule[], f: Finders): Gate {
+  const literals: string[] = [];
+  let always = whole.length > 0;
+  for (const rule of f.patterns) {
+    // a literal every match contains (or starts with) rules the value out when absent
+    const literal = rule.required ?? (rule.simple !== null && rule.simple.prefix.length > 0 ? rule.simple.prefix : null);
+    if (literal === null) always = true;
+    else literals.push(literal);
+  }
+  const needs = new Int32Array(f.detectors.length * 4);
+  f.detectors.forEach(({ detector: d }, i) => {
+    needs.set([d.all, d.any, d.digits, d.length], i * 4);
+  });
+  return { always, literals, needs };
+}
+
+function planOf(whole: readonly Rule[], f: Finders): Plan {
+  return { whole, finders: f, gate: gateOf(whole, f) };
 }
 
 /** A span one rule found. Pooled: masking is synchronous and never re-entered. */
@@ -318,6 +358,43 @@ function textPatternHits(re: RE2, rule: Rule, text: string): void {
   }
 }
 
+/** Values longer than this are always decoded by mayMaskBytes's callers (the look would cost as much). */
+const BYTES_GATE_MAX_LENGTH = 4096;
+
+/** Whether bytes[start, end) contains the ASCII literal. */
+function bytesInclude(bytes: Uint8Array, start: number, end: number, literal: string): boolean {
+  const n = literal.length;
+  const first = literal.charCodeAt(0);
+  for (let i = start; i + n <= end; i++) {
+    if (bytes[i] !== first) continue;
+    let j = 1;
+    while (j < n && bytes[i + j] === literal.charCodeAt(j)) j++;
+    if (j === n) return true;
+  }
+  return false;
+}
+
+/** mayMaskBytes of a plan: see Masker. */
+function planMayMask(plan: Plan, bytes: Uint8Array, start: number, end: number): boolean {
+  const g = plan.gate;
+  if (g.always) return true;
+  const length = end - start;
+  if (length > BYTES_GATE_MAX_LENGTH) return true;
+  const literals = g.literals;
+  for (let i = 0; i < literals.length; i++) if (bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
+  const needs = g.needs;
+  if (needs.length === 0) return false;
+  const features = bytesFeatures(bytes, start, end);
+  if (features === NOT_ASCII) return true;
+  const digits = features >>> 16;
+  for (let i = 0; i < needs.length; i += 4) {
+    const all = needs[i] ?? 0;
+    const any = needs[i + 1] ?? 0;
+    if (length >= (needs[i + 3] ?? 0) && (features & all) === all && (any === 0 || (features & any) !== 0) && digits >= (needs[i + 2] ?? 0)) return true;
+  }
+  return false;
+}
+
 /** Texts up to this length get a features pass (cheaper than one native search per detector). */
 const FEATURES_MAX_LENGTH = 512;
 
@@ -386,7 +463,7 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
   const hmacHex = nativeHmac(key);
   const hashOf = (span: string): string => (hmacHex !== undefined ? `hmac:${hmacHex(span)}` : hashTag(hmac(span)));
   const globalRules = rules.filter((r) => r.globs === null);
-  const globalPlan: Plan = { whole: [], finders: finders(globalRules) };
+  const globalPlan: Plan = planOf([], finders(globalRules));
   const columnRules = rules.filter((r) => r.globs !== null);
   const plans = new Map<string, Plan>();
 
@@ -397,7 +474,10 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     const parts = column.split('.').map((p) => Array.from(p));
     const matching = columnRules.filter((r) => r.globs !== null && columnMatches(r.globs, parts));
     const spanRules = rules.filter((r) => r.globs === null || (matching.includes(r) && (r.detectors.length > 0 || r.valuePattern !== null)));
-    plan = { whole: matching.filter((r) => r.detectors.length === 0 && r.valuePattern === null), finders: finders(spanRules) };
+    plan = planOf(
+      matching.filter((r) => r.detectors.length === 0 && r.valuePattern === null),
+      finders(spanRules),
+    );
     if (plans.size >= PLAN_CACHE_LIMIT) plans.clear();
     plans.set(column, plan);
     return plan;
@@ -519,6 +599,9 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     columnCanMatch(column) {
       const plan = planFor(column);
       return plan.whole.length > 0 || hasFinders(plan.finders);
+    },
+    mayMaskBytes(column, bytes, start, end) {
+      return planMayMask(planFor(column), bytes, start, end);
     },
     maskValue(column, value) {
       const plan = planFor(column);
