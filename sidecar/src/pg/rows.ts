@@ -10,6 +10,10 @@
  * or a detector on a decoded integer) it becomes NULL. A masked value of a non-text type in text
  * format becomes NULL as well, so typed clients never receive text that does not parse as the
  * column's type.
+ *
+ * A value is decoded only when the masker's look at its bytes (Masker.mayMaskBytes) says a rule
+ * might apply; rewritten rows are built in a Slab, one after the other, so a run of them is one
+ * contiguous slice to write.
  */
 import type { Masker } from '@airlock/policy';
 
@@ -85,18 +89,48 @@ export interface MaskedRow {
 
 const UNCHANGED: MaskedRow = Object.freeze({ message: undefined, masked: 0 });
 
+const SLAB_SIZE = 64 * 1024;
+
+/**
+ * Memory for rewritten messages: consecutive allocations are consecutive bytes of one buffer
+ * (so writes coalesce), and a region handed out is never handed out again (it may still be
+ * queued for writing): a full slab is replaced, not reused.
+ */
+export class Slab {
+  #buf = Buffer.allocUnsafe(SLAB_SIZE);
+  #used = 0;
+
+  alloc(n: number): Buffer {
+    if (n > SLAB_SIZE / 4) return Buffer.allocUnsafe(n);
+    if (this.#used + n > this.#buf.length) {
+      this.#buf = Buffer.allocUnsafe(SLAB_SIZE);
+      this.#used = 0;
+    }
+    const b = this.#buf.subarray(this.#used, this.#used + n);
+    this.#used += n;
+    return b;
+  }
+
+  /** a copy of src[start, end) */
+  copy(src: Buffer, start: number, end: number): Buffer {
+    const b = this.alloc(end - start);
+    src.copy(b, 0, start, end);
+    return b;
+  }
+}
+
 /**
  * Masks one DataRow (`buf[start, end)` is the whole message). Throws on a malformed row, which
  * the session treats as an upstream protocol error.
  */
-export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: number, end: number, onRule?: (rule: string) => void): MaskedRow {
+export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: number, end: number, onRule?: (rule: string) => void, slab?: Slab): MaskedRow {
   const cols = plan.columns;
   if (cols.length === 0) return UNCHANGED;
   const n = buf.readInt16BE(start + 5);
   let pos = start + 7;
   let ci = 0;
   let next = cols[0];
-  let replaced: (Buffer | null | undefined)[] | undefined;
+  let replaced: (string | null | undefined)[] | undefined;
   let masked = 0;
   for (let i = 0; i < n && next !== undefined; i++) {
     if (pos + 4 > end) throw new Error('DataRow is truncated');
@@ -112,10 +146,11 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
         case 'text':
         case 'typedText':
         case 'binText':
-          text = buf.toString('utf8', pos, pos + len);
+          if (masker.mayMaskBytes(col.column, buf, pos, pos + len)) text = buf.toString('utf8', pos, pos + len);
           break;
         case 'binJsonb':
-          text = len > 0 ? buf.toString('utf8', pos + 1, pos + len) : '';
+          if (len === 0) text = '';
+          else if (masker.mayMaskBytes(col.column, buf, pos + 1, pos + len)) text = buf.toString('utf8', pos + 1, pos + len);
           break;
         case 'binInt':
           text = decodeInt(buf, pos, len);
@@ -130,29 +165,34 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
         if (r.masked > 0) {
           masked += r.masked;
           if (onRule !== undefined) for (const rule of r.rules) onRule(rule);
-          replaced ??= new Array<Buffer | null | undefined>(n);
+          replaced ??= new Array<string | null | undefined>(n);
           if (r.value === null || col.kind === 'typedText' || col.kind === 'binInt' || col.kind === 'binOther') replaced[i] = null;
-          else if (col.kind === 'binJsonb') replaced[i] = Buffer.concat([Buffer.from([1]), Buffer.from(r.value, 'utf8')]);
-          else replaced[i] = Buffer.from(r.value, 'utf8');
+          else if (col.kind === 'binJsonb') replaced[i] = `\u0001${r.value}`; // the jsonb version byte, then the text
+          else replaced[i] = r.value;
         }
       }
     }
     if (len > 0) pos += len;
   }
   if (replaced === undefined) return UNCHANGED;
-  return { message: rebuild(buf, start, end, n, replaced), masked };
+  return { message: rebuild(buf, start, end, n, replaced, slab), masked };
 }
 
-function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: readonly (Buffer | null | undefined)[]): Buffer {
+function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: readonly (string | null | undefined)[], slab: Slab | undefined): Buffer {
   let size = end - start;
   let pos = start + 7;
+  const bytes = new Array<number>(n);
   for (let i = 0; i < n; i++) {
     const len = buf.readInt32BE(pos);
     const r = replaced[i];
-    if (r !== undefined) size += (r === null ? 0 : r.length) - Math.max(len, 0);
+    if (r !== undefined) {
+      const b = r === null ? 0 : Buffer.byteLength(r, 'utf8');
+      bytes[i] = b;
+      size += b - Math.max(len, 0);
+    }
     pos += 4 + Math.max(len, 0);
   }
-  const out = Buffer.allocUnsafe(size);
+  const out = slab === undefined ? Buffer.allocUnsafe(size) : slab.alloc(size);
   out[0] = 0x44;
   out.writeInt32BE(size - 1, 1);
   out.writeInt16BE(n, 5);
@@ -169,9 +209,10 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
       out.writeInt32BE(-1, dst);
       dst += 4;
     } else {
-      out.writeInt32BE(r.length, dst);
-      r.copy(out, dst + 4);
-      dst += 4 + r.length;
+      const b = bytes[i] ?? 0;
+      out.writeInt32BE(b, dst);
+      out.write(r, dst + 4, b, 'utf8');
+      dst += 4 + b;
     }
     src += 4 + Math.max(len, 0);
   }

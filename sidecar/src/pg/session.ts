@@ -26,7 +26,7 @@ import { errorResponse, noticeResponse, authenticationOk } from './backend.ts';
 import type { Catalog } from './catalog.ts';
 import { ProtocolError } from './errors.ts';
 import { FrontendParser, PROTOCOL_3_0, type Framed, type FrontendMessage } from './frontend.ts';
-import { PASS_THROUGH, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
+import { PASS_THROUGH, Slab, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
 import { resultJson, statementJson } from './records.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNoticeFields, MAX_BACKEND_MESSAGE } from './wire.ts';
@@ -156,6 +156,8 @@ export class PgSession {
   readonly #described = new Map<string, Described>();
   readonly #plans = new Map<string, { readonly plan: RowPlan; readonly until: number }>();
   readonly #masking: boolean;
+  /** rewritten messages for the agent, built one after the other */
+  readonly #slab = new Slab();
 
   // counters for session_end
   #counts = { statements: 0, blocked: 0, approvals: 0, rows: 0, masked: 0 };
@@ -662,6 +664,10 @@ export class PgSession {
     let runStart = pos;
     const out = this.#agentOut;
     const n = buf.length;
+    // once a message of this chunk is rewritten (in the slab), unchanged runs after it are copied
+    // next to it: many masked rows stay one slice to write, not two per row
+    let copying = false;
+    const slab = this.#slab;
     try {
       while (n - pos >= 5) {
         const len = buf.readUInt32BE(pos + 1);
@@ -672,7 +678,7 @@ export class PgSession {
         // the common case first: a DataRow that needs no change stays in the pass-through run
         const r = this.#onBackend(type, buf, pos, end);
         if (r !== undefined) {
-          if (pos > runStart) out.push(buf.subarray(runStart, pos));
+          if (pos > runStart) out.push(copying ? slab.copy(buf, runStart, pos) : buf.subarray(runStart, pos));
           if (r instanceof Promise) {
             this.#upBlocked = true;
             this.#up?.pause();
@@ -689,7 +695,10 @@ export class PgSession {
             );
             return;
           }
-          if (r !== DROP) out.push(r);
+          if (r !== DROP) {
+            out.push(r);
+            copying = true;
+          }
           runStart = end;
         }
         pos = end;
@@ -699,7 +708,7 @@ export class PgSession {
       this.#fatal(err);
       return;
     }
-    if (pos > runStart) out.push(buf.subarray(runStart, pos));
+    if (pos > runStart) out.push(copying ? slab.copy(buf, runStart, pos) : buf.subarray(runStart, pos));
     // a copy: `buf` may be the upstream's reused read buffer
     if (pos < n) this.#upCarry = Buffer.from(buf.subarray(pos));
     this.#flushAgent();
@@ -754,7 +763,7 @@ export class PgSession {
         if (plan.columns.length === 0) return undefined;
         const masker = this.#deps.bundle?.masker;
         if (masker === undefined) return undefined;
-        const r = maskDataRow(plan, masker, buf, start, end, rec === undefined ? undefined : (rule) => (rec.rules ??= new Set()).add(rule));
+        const r = maskDataRow(plan, masker, buf, start, end, rec === undefined ? undefined : (rule) => (rec.rules ??= new Set()).add(rule), this.#slab);
         if (r.message === undefined) return undefined;
         if (rec !== undefined) rec.masked += r.masked;
         this.#counts.masked += r.masked;
