@@ -12,7 +12,7 @@ E2E_TESTS := 'e2e/test/**/*.test.ts'
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-# Native modules (re2, ssh2's crypto binding, Airlock's own native/ addon) compile against the
+# Native modules (re2, Airlock's own native/ addon) compile against the
 # headers of the pinned Node.js 24, which the `node` package brings: so install without scripts
 # first, then run the approved install scripts (package.json "allowScripts") with Node 24 first
 # on PATH and its headers as nodedir.
@@ -24,7 +24,10 @@ node_modules/.installed: package.json package-lock.json $(WORKSPACE_MANIFESTS)
 	npm rebuild node
 	npm_config_nodedir=$(NODE_HEADERS) npm rebuild
 	@node -e 'require("re2")' || { echo "install: the re2 native module does not load on $$(node --version)" >&2; exit 1; }
-	@node -e 'require("ssh2/lib/protocol/crypto/build/Release/sshcrypto.node")' || { echo "install: the ssh2 crypto binding does not load on $$(node --version)" >&2; exit 1; }
+	@# ssh2's optional crypto addon is not built (not in allowScripts): built against Node >= 24.19 headers,
+	@# its node::ObjectWrap aborts the process when the GC frees a cipher (nodejs/node#65446); ssh2 then
+	@# uses node:crypto. A leftover build from an earlier install is removed.
+	@rm -rf node_modules/ssh2/lib/protocol/crypto/build
 	@node -e 'require("./native/build/Release/airlock_native.node")' || { echo "install: Airlock's native addon (native/) does not load on $$(node --version)" >&2; exit 1; }
 	@touch $@
 

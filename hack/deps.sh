@@ -5,6 +5,7 @@ set -euo pipefail
 declare -A need=(
   [openssl]=openssl
   [curl]=curl
+  [nm]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
