@@ -7,8 +7,9 @@
  * native context per call (1-5 µs); this is one call per text (~0.2 µs).
  *
  *   hmacKey(key: Uint8Array): ArrayBuffer        the two prepared SHA-256 states
- *   hmacHex16(state: ArrayBuffer, text: string)  the first 8 bytes of HMAC-SHA256(key, UTF-8 of
- *                                                text) as 16 lowercase hex digits
+ *   hmacTag(state: ArrayBuffer, text: string, length: number)
+ *                        "hmac:" and the first 8 bytes of HMAC-SHA256(key, UTF-8 of text) as 16
+ *                        lowercase hex digits (length: text.length, to size the copy)
  *
  * The UTF-8 is V8's (lone surrogates become U+FFFD), as Buffer.from(text) and TextEncoder.
  * Errors are thrown as JS TypeErrors; nothing here can crash on bad arguments.
@@ -67,32 +68,44 @@ static napi_value hmac_key(napi_env env, napi_callback_info info) {
 
 static const char HEX[] = "0123456789abcdef";
 
-static napi_value hmac_hex16(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return fail(env, "hmacHex16(state, text): two arguments are required");
+/* hmacTag(state, text, units): "hmac:" + 16 hex digits; units is text.length (saves a call). */
+static napi_value hmac_tag(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fail(env, "hmacTag(state, text, length): three arguments are required");
   void* state;
   size_t state_length;
   if (napi_get_arraybuffer_info(env, argv[0], &state, &state_length) != napi_ok || state_length != sizeof(HmacState)) {
-    return fail(env, "hmacHex16: state must be what hmacKey returned");
+    return fail(env, "hmacTag: state must be what hmacKey returned");
   }
   /* UTF-8 takes at most 3 bytes per UTF-16 unit: short texts go through a stack buffer whole,
-     longer ones get their exact UTF-8 length first (napi would silently truncate them) */
-  size_t units;
-  if (napi_get_value_string_utf16(env, argv[1], NULL, 0, &units) != napi_ok) return fail(env, "hmacHex16: text must be a string");
+     longer ones get their exact UTF-8 length first (napi would silently truncate them). The
+     length the caller gives only picks the buffer: a wrong one costs a copy, never a truncation. */
+  double given;
+  if (napi_get_value_double(env, argv[2], &given) != napi_ok) return fail(env, "hmacTag: length must be a number");
   char stack[STACK_TEXT];
   char* text = stack;
   size_t capacity = sizeof stack;
   size_t length;
-  if (units * 3 >= sizeof stack) {
-    if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &length) != napi_ok) return fail(env, "hmacHex16: text must be a string");
+  if (!(given >= 0 && given * 3 < (double)sizeof stack)) {
+    if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &length) != napi_ok) return fail(env, "hmacTag: text must be a string");
     capacity = length + 1;
     text = malloc(capacity);
-    if (text == NULL) return fail(env, "hmacHex16: out of memory");
+    if (text == NULL) return fail(env, "hmacTag: out of memory");
   }
   if (napi_get_value_string_utf8(env, argv[1], text, capacity, &length) != napi_ok) {
     if (text != stack) free(text);
-    return fail(env, "hmacHex16: text must be a string");
+    return fail(env, "hmacTag: text must be a string");
+  }
+  if (text == stack && length >= capacity - 1 - 3) {
+    /* the length given was wrong (the text is longer): hash the whole text, measured */
+    if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &length) != napi_ok) return fail(env, "hmacTag: text must be a string");
+    if (length >= capacity - 4) {
+      capacity = length + 1;
+      text = malloc(capacity);
+      if (text == NULL) return fail(env, "hmacTag: out of memory");
+      napi_get_value_string_utf8(env, argv[1], text, capacity, &length);
+    }
   }
   const HmacState* s = (const HmacState*)state;
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -103,13 +116,13 @@ static napi_value hmac_hex16(napi_env env, napi_callback_info info) {
   SHA256_Update(&c, digest, sizeof digest);
   SHA256_Final(digest, &c);
   if (text != stack) free(text);
-  char hex[16];
+  char tag[5 + 16] = {'h', 'm', 'a', 'c', ':'};
   for (int i = 0; i < 8; i++) {
-    hex[2 * i] = HEX[digest[i] >> 4];
-    hex[2 * i + 1] = HEX[digest[i] & 15];
+    tag[5 + 2 * i] = HEX[digest[i] >> 4];
+    tag[5 + 2 * i + 1] = HEX[digest[i] & 15];
   }
   napi_value result;
-  if (napi_create_string_latin1(env, hex, sizeof hex, &result) != napi_ok) return fail(env, "hmacHex16: out of memory");
+  if (napi_create_string_latin1(env, tag, sizeof tag, &result) != napi_ok) return fail(env, "hmacTag: out of memory");
   return result;
 }
 
@@ -117,7 +130,7 @@ napi_value hmac_init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "hmacKey", NAPI_AUTO_LENGTH, hmac_key, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "hmacKey", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "hmacHex16", NAPI_AUTO_LENGTH, hmac_hex16, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "hmacHex16", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "hmacTag", NAPI_AUTO_LENGTH, hmac_tag, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "hmacTag", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -17,7 +17,7 @@ type MappedHandle = { readonly [mappedFile]: true };
 
 interface Binding {
   hmacKey(key: Uint8Array): ArrayBuffer;
-  hmacHex16(state: ArrayBuffer, text: string): string;
+  hmacTag(state: ArrayBuffer, text: string, length: number): string;
   recOpen(path: string): MappedHandle;
   recAppend(file: MappedHandle, text: string): void;
   recClose(file: MappedHandle): void;
@@ -25,7 +25,7 @@ interface Binding {
   recAppendRecord(file: MappedHandle, seq: number, time: string | undefined, body: string, prev: string): string;
 }
 
-const FUNCTIONS = ['hmacKey', 'hmacHex16', 'recOpen', 'recAppend', 'recAppendRecord', 'recClose', 'recSize'] as const;
+const FUNCTIONS = ['hmacKey', 'hmacTag', 'recOpen', 'recAppend', 'recAppendRecord', 'recClose', 'recSize'] as const;
 
 function isBinding(value: unknown): value is Binding {
   if (typeof value !== 'object' || value === null) return false;
@@ -50,13 +50,14 @@ export function nativeUnavailable(): string | undefined {
 
 /**
  * HMAC-SHA256 under `key`: a function from a text (hashed as UTF-8, lone surrogates as U+FFFD)
- * to the first 8 bytes of the digest as 16 lowercase hex digits; undefined without the addon.
+ * to `hmac:` and the first 8 bytes of the digest as 16 lowercase hex digits (the masker's hash
+ * tag, made in one call); undefined without the addon.
  */
 export function nativeHmac(key: Uint8Array): ((text: string) => string) | undefined {
   const b = binding;
   if (b === undefined) return undefined;
   const state = b.hmacKey(key);
-  return (text) => b.hmacHex16(state, text);
+  return (text) => b.hmacTag(state, text, text.length);
 }
 
 /** An append-only file written through a shared mapping (see src/recording.c). */

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { nativeHmac, nativeUnavailable } from '../src/index.ts';
 
-const want = (key: Uint8Array, text: string): string => createHmac('sha256', key).update(text, 'utf8').digest('hex').slice(0, 16);
+const want = (key: Uint8Array, text: string): string => `hmac:${createHmac('sha256', key).update(text, 'utf8').digest('hex').slice(0, 16)}`;
 
 test('the addon is built and loads (make install builds it)', () => {
   assert.equal(nativeUnavailable(), undefined);
@@ -18,7 +18,7 @@ test('the addon is built and loads (make install builds it)', () => {
 
 test('hmac of a known vector (RFC 4231 test case 2)', () => {
   const h = nativeHmac(new TextEncoder().encode('Jefe'));
-  assert.equal(h?.('what do ya want for nothing?'), '5bdcc146bf60754e');
+  assert.equal(h?.('what do ya want for nothing?'), 'hmac:5bdcc146bf60754e');
 });
 
 test('native HMAC equals node:crypto for any key and text', () => {
@@ -43,14 +43,18 @@ test('bad arguments to the addon throw a TypeError, never crash', async () => {
   const { createRequire } = await import('node:module');
   const binding = createRequire(import.meta.url)('../build/Release/airlock_native.node') as {
     hmacKey(key: unknown): ArrayBuffer;
-    hmacHex16(state: unknown, text?: unknown): string;
+    hmacTag(state: unknown, text?: unknown, length?: unknown): string;
   };
   const state = binding.hmacKey(new Uint8Array(4));
   const code = { name: 'TypeError', code: 'AIRLOCK_NATIVE' };
   assert.throws(() => binding.hmacKey('key'), code);
   assert.throws(() => binding.hmacKey(new Uint16Array(4)), code);
-  assert.throws(() => binding.hmacHex16(new ArrayBuffer(3), 'x'), code);
-  assert.throws(() => binding.hmacHex16(state, 42), code);
-  assert.throws(() => binding.hmacHex16(state), code);
-  assert.equal(binding.hmacHex16(state, 'x'), want(new Uint8Array(4), 'x'));
+  assert.throws(() => binding.hmacTag(new ArrayBuffer(3), 'x', 1), code);
+  assert.throws(() => binding.hmacTag(state, 42, 2), code);
+  assert.throws(() => binding.hmacTag(state, 'x', 'one'), code);
+  assert.throws(() => binding.hmacTag(state), code);
+  assert.equal(binding.hmacTag(state, 'x', 1), want(new Uint8Array(4), 'x'));
+  // a wrong length only sizes the copy: the whole text is hashed
+  const long = 'é'.repeat(900);
+  for (const n of [0, 1, 900, -5, 1e9, NaN]) assert.equal(binding.hmacTag(state, long, n), want(new Uint8Array(4), long), String(n));
 });

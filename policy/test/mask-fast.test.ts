@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import RE2 from 're2';
-import { detect, textFeatures } from '../src/mask/detectors.ts';
+import { cardChains, detect, textFeatures } from '../src/mask/detectors.ts';
 import { hmacSha256 } from '../src/mask/hmac.ts';
 import { compileMasker, REDACTED, spanTag } from '../src/mask/masker.ts';
 import { compileSimplePattern } from '../src/mask/simple-pattern.ts';
@@ -313,5 +313,20 @@ test('property: partial keeps exactly keepFirst/keepLast code points and stars t
       assert.equal(m.maskValue('s.t.c', value).value, partialRef(value, keepFirst, keepLast));
     }),
     NUM_RUNS,
+  );
+});
+
+test('property: the hand-written card chain scanner finds exactly the matches of its RegExp', () => {
+  const text = fc.string({ unit: fc.constantFrom('0', '1', '4', '9', ' ', '-', '  ', '--', 'a', '_', '.', '4111', '1111 ', '5555-', '😀'), maxLength: 60 });
+  fc.assert(
+    fc.property(fc.oneof(text, fc.string({ unit: 'binary-ascii', maxLength: 60 })), (t) => {
+      const got: [number, number][] = [];
+      cardChains(t, (start, end) => got.push([start, end]));
+      const want: [number, number][] = [];
+      const re = new RegExp(CARD_CHAIN.source, 'g');
+      for (let m = re.exec(t); m !== null; m = re.exec(t)) want.push([m.index, re.lastIndex]);
+      assert.deepEqual(got, want, JSON.stringify(t));
+    }),
+    { numRuns: 20000 },
   );
 });

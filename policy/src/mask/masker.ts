@@ -460,8 +460,8 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
   const rules = specs.map(compileRule);
   const hmac = hmacSha256(key);
   // the addon's HMAC (OpenSSL, SHA-NI) when it is built: same output, a third of the time
-  const hmacHex = nativeHmac(key);
-  const hashOf = (span: string): string => (hmacHex !== undefined ? `hmac:${hmacHex(span)}` : hashTag(hmac(span)));
+  const hmacTag = nativeHmac(key);
+  const hashOf = hmacTag ?? ((span: string): string => hashTag(hmac(span)));
   const globalRules = rules.filter((r) => r.globs === null);
   const globalPlan: Plan = planOf([], finders(globalRules));
   const columnRules = rules.filter((r) => r.globs !== null);
