@@ -5,5 +5,5 @@ export { SqlDecider, decideShell, decideStatements, type Decision } from './deci
 export { selectorMatches, type LabelSelector } from './selector.ts';
 export { analyzeShell, type ShellAnalysis, type SimpleCommand } from './shell/analyze.ts';
 export { compileGlob } from './shell/glob.ts';
-export { compileMasker, type Masker, type MaskResult, type MaskRuleSpec } from './mask/masker.ts';
+export { compileMasker, type ColumnMasker, type Masker, type MaskResult, type MaskRuleSpec } from './mask/masker.ts';
 export type { StreamMasker } from './mask/stream.ts';

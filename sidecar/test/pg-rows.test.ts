@@ -39,16 +39,17 @@ function values(msg: Buffer): (string | null)[] {
 test('masks by column identity and by detector; untouched rows pass as the same bytes', () => {
   const plan = planRow([text(100, 1, 23), text(100, 2), text(100, 3)], masker, columnName);
   const row = dataRow([Buffer.from('1'), Buffer.from('a@example.com'), Buffer.from(`card ${CARD}`)]);
-  const r = maskDataRow(plan, masker, row, 0, row.length);
+  const r = maskDataRow(plan, row, 0, row.length);
   assert.ok(r.message !== undefined);
   const [id, email, note] = values(r.message);
   assert.equal(id, '1');
   assert.match(email ?? '', /^hmac:[0-9a-f]{16}$/);
   assert.equal(note, 'card ************1111');
   assert.equal(r.masked, 2);
+  assert.deepEqual([...new Set(r.rules)].sort(), ['cards', 'emails']);
   const clean = dataRow([Buffer.from('2'), null, Buffer.from('nothing here')]);
   const plan2 = planRow([text(100, 1, 23), text(0, 0), text(100, 3)], masker, columnName);
-  assert.equal(maskDataRow(plan2, masker, clean, 0, clean.length).message, undefined);
+  assert.equal(maskDataRow(plan2, clean, 0, clean.length).message, undefined);
 });
 
 test('binary values: text types masked in place, others NULL when a rule masks them, never corrupted', () => {
@@ -62,7 +63,7 @@ test('binary values: text types masked in place, others NULL when a rule masks t
   int8.writeBigInt64BE(BigInt(CARD));
   const bytea = Buffer.from(CARD);
   const row = dataRow([Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]), int8, Buffer.from(`x ${CARD}`), bytea]);
-  const r = maskDataRow(planRow(fields, masker, columnName), masker, row, 0, row.length);
+  const r = maskDataRow(planRow(fields, masker, columnName), row, 0, row.length);
   assert.ok(r.message !== undefined);
   const n = r.message.readInt16BE(5);
   assert.equal(n, 4);
@@ -86,10 +87,23 @@ test('property: a detected card never survives a DataRow, whatever surrounds it'
       const vals = cols.map(([s, withCard]) => Buffer.from(withCard ? `${s} ${CARD} ${s}` : s));
       const row = dataRow(vals);
       const plan = planRow(cols.map(() => text(0, 0)), masker, columnName);
-      const r = maskDataRow(plan, masker, row, 0, row.length);
+      const r = maskDataRow(plan, row, 0, row.length);
       const out = r.message ?? row;
       for (const v of values(out)) assert.ok(v === null || !v.includes(CARD));
       if (r.message === undefined) assert.ok(!cols.some(([, c]) => c));
+    }),
+  );
+});
+
+test('property: a rewritten DataRow holds each column masked alone, unchanged and NULL columns kept in place', () => {
+  fc.assert(
+    fc.property(fc.array(fc.option(fc.tuple(fc.string(), fc.boolean()), { nil: null }), { minLength: 1, maxLength: 8 }), (cols) => {
+      const vals = cols.map((c) => (c === null ? null : Buffer.from(c[1] ? `${c[0]} ${CARD}` : c[0])));
+      const row = dataRow(vals);
+      const r = maskDataRow(planRow(cols.map(() => text(0, 0)), masker, columnName), row, 0, row.length);
+      const expected = vals.map((v) => (v === null ? null : masker.maskValue(undefined, v.toString('utf8')).value));
+      assert.deepEqual(values(r.message ?? row), expected);
+      assert.equal(r.message === undefined, !cols.some((c) => c?.[1] === true));
     }),
   );
 });

@@ -48,10 +48,19 @@ export interface Masker {
    * needs); true when it might mask something (or the value is not ASCII, or long).
    */
   mayMaskBytes(column: string | undefined, bytes: Uint8Array, start: number, end: number): boolean;
+  /** columnCanMatch, mayMaskBytes and maskValue of one column, resolved once (for a result's columns) */
+  forColumn(column: string | undefined): ColumnMasker;
   /** masks free text (SSH output): column rules do not apply; `null` action renders as the redact marker */
   maskText(text: string): { readonly text: string; readonly masked: number };
   /** a streaming text masker: any split of a text into chunks gives maskText's output */
   stream(options?: StreamOptions): StreamMasker;
+}
+
+/** The Masker's answers for one column: see Masker. */
+export interface ColumnMasker {
+  readonly canMatch: boolean;
+  mayMaskBytes(bytes: Uint8Array, start: number, end: number): boolean;
+  maskValue(value: string): MaskResult;
 }
 
 /** What `redact` (and `null` in free text) puts in place of a span. */
@@ -595,22 +604,34 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return { text: out, masked: renderedCount };
   }
 
+  function maskWith(plan: Plan, value: string): MaskResult {
+    hitCount = 0;
+    for (const rule of plan.whole) addHit(0, value.length, rule);
+    findSpans(value, plan.finders, false);
+    if (hitCount === 0) return { value, masked: 0, rules: NO_RULES };
+    const out = render(value);
+    return { value: renderedNull ? null : out, masked: renderedCount, rules: renderedRules };
+  }
+
+  const canMatch = (plan: Plan): boolean => plan.whole.length > 0 || hasFinders(plan.finders);
+
   return {
     columnCanMatch(column) {
-      const plan = planFor(column);
-      return plan.whole.length > 0 || hasFinders(plan.finders);
+      return canMatch(planFor(column));
     },
     mayMaskBytes(column, bytes, start, end) {
       return planMayMask(planFor(column), bytes, start, end);
     },
     maskValue(column, value) {
+      return maskWith(planFor(column), value);
+    },
+    forColumn(column) {
       const plan = planFor(column);
-      hitCount = 0;
-      for (const rule of plan.whole) addHit(0, value.length, rule);
-      findSpans(value, plan.finders, false);
-      if (hitCount === 0) return { value, masked: 0, rules: NO_RULES };
-      const out = render(value);
-      return { value: renderedNull ? null : out, masked: renderedCount, rules: renderedRules };
+      return {
+        canMatch: canMatch(plan),
+        mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
+        maskValue: (value) => maskWith(plan, value),
+      };
     },
     maskText,
     stream(options) {

@@ -15,7 +15,7 @@
  * might apply; rewritten rows are built in a Slab, one after the other, so a run of them is one
  * contiguous slice to write.
  */
-import type { Masker } from '@airlock/policy';
+import type { ColumnMasker, Masker } from '@airlock/policy';
 
 export interface FieldInfo {
   readonly tableID: number;
@@ -29,7 +29,7 @@ type Kind = 'text' | 'typedText' | 'binText' | 'binJsonb' | 'binInt' | 'binOther
 
 interface ColumnMask {
   readonly index: number;
-  readonly column: string | undefined;
+  readonly masker: ColumnMasker;
   readonly kind: Kind;
 }
 
@@ -63,8 +63,9 @@ export function planRow(fields: readonly FieldInfo[], masker: Masker, columnName
   const columns: ColumnMask[] = [];
   fields.forEach((f, index) => {
     const column = f.tableID !== 0 && f.columnID > 0 ? columnName(f.tableID, f.columnID) : undefined;
-    if (!masker.columnCanMatch(column)) return;
-    columns.push({ index, column, kind: kindOf(f) });
+    const m = masker.forColumn(column);
+    if (!m.canMatch) return;
+    columns.push({ index, masker: m, kind: kindOf(f) });
   });
   return { fieldCount: fields.length, columns };
 }
@@ -85,9 +86,11 @@ export interface MaskedRow {
   /** the rewritten message, or undefined when nothing changed */
   readonly message: Buffer | undefined;
   readonly masked: number;
+  /** the rules that masked something (may repeat a name when several columns were masked) */
+  readonly rules: readonly string[];
 }
 
-const UNCHANGED: MaskedRow = Object.freeze({ message: undefined, masked: 0 });
+const UNCHANGED: MaskedRow = Object.freeze({ message: undefined, masked: 0, rules: Object.freeze([]) });
 
 const SLAB_SIZE = 64 * 1024;
 
@@ -123,7 +126,7 @@ export class Slab {
  * Masks one DataRow (`buf[start, end)` is the whole message). Throws on a malformed row, which
  * the session treats as an upstream protocol error.
  */
-export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: number, end: number, onRule?: (rule: string) => void, slab?: Slab): MaskedRow {
+export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: number, slab?: Slab): MaskedRow {
   const cols = plan.columns;
   if (cols.length === 0) return UNCHANGED;
   const n = buf.readInt16BE(start + 5);
@@ -132,6 +135,7 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
   let next = cols[0];
   let replaced: (string | null | undefined)[] | undefined;
   let masked = 0;
+  let rules: readonly string[] = UNCHANGED.rules;
   for (let i = 0; i < n && next !== undefined; i++) {
     if (pos + 4 > end) throw new Error('DataRow is truncated');
     const len = buf.readInt32BE(pos);
@@ -141,16 +145,17 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
       const col = next;
       next = cols[++ci];
       if (len < 0) continue;
+      const masker = col.masker;
       let text: string | undefined;
       switch (col.kind) {
         case 'text':
         case 'typedText':
         case 'binText':
-          if (masker.mayMaskBytes(col.column, buf, pos, pos + len)) text = buf.toString('utf8', pos, pos + len);
+          if (masker.mayMaskBytes(buf, pos, pos + len)) text = buf.toString('utf8', pos, pos + len);
           break;
         case 'binJsonb':
           if (len === 0) text = '';
-          else if (masker.mayMaskBytes(col.column, buf, pos + 1, pos + len)) text = buf.toString('utf8', pos + 1, pos + len);
+          else if (masker.mayMaskBytes(buf, pos + 1, pos + len)) text = buf.toString('utf8', pos + 1, pos + len);
           break;
         case 'binInt':
           text = decodeInt(buf, pos, len);
@@ -161,10 +166,10 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
           break;
       }
       if (text !== undefined) {
-        const r = masker.maskValue(col.column, text);
+        const r = masker.maskValue(text);
         if (r.masked > 0) {
+          rules = masked === 0 ? r.rules : [...rules, ...r.rules];
           masked += r.masked;
-          if (onRule !== undefined) for (const rule of r.rules) onRule(rule);
           replaced ??= new Array<string | null | undefined>(n);
           if (r.value === null || col.kind === 'typedText' || col.kind === 'binInt' || col.kind === 'binOther') replaced[i] = null;
           else if (col.kind === 'binJsonb') replaced[i] = `\u0001${r.value}`; // the jsonb version byte, then the text
@@ -175,7 +180,7 @@ export function maskDataRow(plan: RowPlan, masker: Masker, buf: Buffer, start: n
     if (len > 0) pos += len;
   }
   if (replaced === undefined) return UNCHANGED;
-  return { message: rebuild(buf, start, end, n, replaced, slab), masked };
+  return { message: rebuild(buf, start, end, n, replaced, slab), masked, rules };
 }
 
 function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: readonly (string | null | undefined)[], slab: Slab | undefined): Buffer {
@@ -198,23 +203,26 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
   out.writeInt16BE(n, 5);
   let src = start + 7;
   let dst = 7;
+  // unchanged columns are copied a run at a time: [runStart, src) is the pending run
+  let runStart = src;
   for (let i = 0; i < n; i++) {
     const len = buf.readInt32BE(src);
     const r = replaced[i];
-    if (r === undefined) {
-      const total = 4 + Math.max(len, 0);
-      buf.copy(out, dst, src, src + total);
-      dst += total;
-    } else if (r === null) {
-      out.writeInt32BE(-1, dst);
-      dst += 4;
-    } else {
-      const b = bytes[i] ?? 0;
-      out.writeInt32BE(b, dst);
-      out.write(r, dst + 4, b, 'utf8');
-      dst += 4 + b;
+    if (r !== undefined) {
+      if (src > runStart) dst += buf.copy(out, dst, runStart, src);
+      if (r === null) {
+        out.writeInt32BE(-1, dst);
+        dst += 4;
+      } else {
+        const b = bytes[i] ?? 0;
+        out.writeInt32BE(b, dst);
+        out.write(r, dst + 4, b, 'utf8');
+        dst += 4 + b;
+      }
     }
     src += 4 + Math.max(len, 0);
+    if (r !== undefined) runStart = src;
   }
+  if (src > runStart) buf.copy(out, dst, runStart, src);
   return out;
 }

@@ -761,11 +761,12 @@ export class PgSession {
         if (rec !== undefined) rec.rows += 1;
         this.#counts.rows += 1;
         if (plan.columns.length === 0) return undefined;
-        const masker = this.#deps.bundle?.masker;
-        if (masker === undefined) return undefined;
-        const r = maskDataRow(plan, masker, buf, start, end, rec === undefined ? undefined : (rule) => (rec.rules ??= new Set()).add(rule), this.#slab);
+        const r = maskDataRow(plan, buf, start, end, this.#slab);
         if (r.message === undefined) return undefined;
-        if (rec !== undefined) rec.masked += r.masked;
+        if (rec !== undefined) {
+          rec.masked += r.masked;
+          for (const rule of r.rules) (rec.rules ??= new Set()).add(rule);
+        }
         this.#counts.masked += r.masked;
         return r.message;
       }
