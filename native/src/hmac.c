@@ -127,10 +127,6 @@ static napi_value hmac_tag(napi_env env, napi_callback_info info) {
 }
 
 napi_value hmac_init(napi_env env, napi_value exports) {
-  napi_value fn;
-  if (napi_create_function(env, "hmacKey", NAPI_AUTO_LENGTH, hmac_key, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "hmacKey", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "hmacTag", NAPI_AUTO_LENGTH, hmac_tag, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "hmacTag", fn) != napi_ok) return NULL;
-  return exports;
+  static const AirlockFunction functions[] = {{"hmacKey", hmac_key}, {"hmacTag", hmac_tag}};
+  return airlock_export(env, exports, functions, sizeof functions / sizeof functions[0]);
 }

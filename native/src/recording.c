@@ -116,6 +116,30 @@ static RecordingFile* unwrap(napi_env env, napi_value value) {
   return data;
 }
 
+/* The `count` arguments of a call on a file (argv[0]), all required: the file, or NULL with a
+   TypeError thrown (usage: the call's signature), or an EBADF error when it must be open. */
+static RecordingFile* file_call(napi_env env, napi_callback_info info, size_t count, napi_value* argv, const char* name, const char* usage, bool must_be_open) {
+  char message[256];
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
+    snprintf(message, sizeof message, "%s(%s): %zu argument%s required", name, usage, count, count == 1 ? " is" : "s are");
+    throw_type(env, message);
+    return NULL;
+  }
+  RecordingFile* f = unwrap(env, argv[0]);
+  if (f == NULL) {
+    snprintf(message, sizeof message, "%s: file must be what recOpen returned", name);
+    throw_type(env, message);
+    return NULL;
+  }
+  if (must_be_open && f->fd < 0) {
+    snprintf(message, sizeof message, "%s: the recording is closed", name);
+    throw_errno(env, message, EBADF);
+    return NULL;
+  }
+  return f;
+}
+
 static napi_value rec_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -157,12 +181,9 @@ static napi_value rec_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value rec_append(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type(env, "recAppend(file, text): two arguments are required");
-  RecordingFile* f = unwrap(env, argv[0]);
-  if (f == NULL) return throw_type(env, "recAppend: file must be what recOpen returned");
-  if (f->fd < 0) return throw_errno(env, "recAppend: the recording is closed", EBADF);
+  RecordingFile* f = file_call(env, info, 2, argv, "recAppend", "file, text", true);
+  if (f == NULL) return NULL;
   size_t units;
   if (napi_get_value_string_utf16(env, argv[1], NULL, 0, &units) != napi_ok) return throw_type(env, "recAppend: text must be a string");
   /* UTF-8 takes at most 3 bytes per UTF-16 unit, and napi writes a NUL after the text (into
@@ -202,14 +223,9 @@ static ssize_t put_string(napi_env env, napi_value value, char* dst, size_t room
 }
 
 static napi_value rec_append_record(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
-    return throw_type(env, "recAppendRecord(file, seq, time, body, prev): five arguments are required");
-  }
-  RecordingFile* f = unwrap(env, argv[0]);
-  if (f == NULL) return throw_type(env, "recAppendRecord: file must be what recOpen returned");
-  if (f->fd < 0) return throw_errno(env, "recAppendRecord: the recording is closed", EBADF);
+  RecordingFile* f = file_call(env, info, 5, argv, "recAppendRecord", "file, seq, time, body, prev", true);
+  if (f == NULL) return NULL;
   double seq;
   if (napi_get_value_double(env, argv[1], &seq) != napi_ok || !(seq >= 0 && seq <= 9007199254740991.0) || seq != (double)(int64_t)seq) {
     return throw_type(env, "recAppendRecord: seq must be a non-negative integer");
@@ -299,11 +315,9 @@ static napi_value rec_append_record(napi_env env, napi_callback_info info) {
 }
 
 static napi_value rec_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recClose(file): file is required");
-  RecordingFile* f = unwrap(env, argv[0]);
-  if (f == NULL) return throw_type(env, "recClose: file must be what recOpen returned");
+  RecordingFile* f = file_call(env, info, 1, argv, "recClose", "file", false);
+  if (f == NULL) return NULL;
   if (f->fd < 0) return NULL;
   int err = 0;
   if (f->map != MAP_FAILED && munmap(f->map, f->mapped) != 0) err = errno;
@@ -317,27 +331,17 @@ static napi_value rec_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value rec_size(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "recSize(file): file is required");
-  RecordingFile* f = unwrap(env, argv[0]);
-  if (f == NULL) return throw_type(env, "recSize: file must be what recOpen returned");
+  RecordingFile* f = file_call(env, info, 1, argv, "recSize", "file", false);
+  if (f == NULL) return NULL;
   napi_value result;
   napi_create_double(env, (double)f->used, &result);
   return result;
 }
 
 napi_value recording_init(napi_env env, napi_value exports) {
-  napi_value fn;
-  if (napi_create_function(env, "recOpen", NAPI_AUTO_LENGTH, rec_open, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "recOpen", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "recAppend", NAPI_AUTO_LENGTH, rec_append, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "recAppend", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "recClose", NAPI_AUTO_LENGTH, rec_close, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "recClose", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "recAppendRecord", NAPI_AUTO_LENGTH, rec_append_record, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "recAppendRecord", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "recSize", NAPI_AUTO_LENGTH, rec_size, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "recSize", fn) != napi_ok) return NULL;
-  return exports;
+  static const AirlockFunction functions[] = {
+      {"recOpen", rec_open}, {"recAppend", rec_append}, {"recAppendRecord", rec_append_record}, {"recClose", rec_close}, {"recSize", rec_size},
+  };
+  return airlock_export(env, exports, functions, sizeof functions / sizeof functions[0]);
 }
