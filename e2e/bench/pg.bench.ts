@@ -277,6 +277,13 @@ async function main(): Promise<void> {
     const addedLatencyUs = one === undefined ? NaN : (one.sidecar.latencyMs - one.direct.latencyMs) * 1000;
     const addedLatencyPreparedUs = onePrepared === undefined ? NaN : (onePrepared.sidecar.latencyMs - onePrepared.direct.latencyMs) * 1000;
     console.log(`\nadded latency, 1 client: ${addedLatencyUs.toFixed(1)} µs simple, ${addedLatencyPreparedUs.toFixed(1)} µs prepared (sidecar − direct, median pgbench latency average)`);
+    const addedBy = (t: Target): { simple: number; prepared: number } => ({
+      simple: one === undefined ? NaN : (one[t].latencyMs - one.direct.latencyMs) * 1000,
+      prepared: onePrepared === undefined ? NaN : (onePrepared[t].latencyMs - onePrepared.direct.latencyMs) * 1000,
+    });
+    const relayAdded = addedBy('relay');
+    const pgbouncerAdded = addedBy('pgbouncer');
+    console.log(`  for comparison: the bare relay adds ${relayAdded.simple.toFixed(1)} / ${relayAdded.prepared.toFixed(1)} µs, PgBouncer ${pgbouncerAdded.simple.toFixed(1)} / ${pgbouncerAdded.prepared.toFixed(1)} µs`);
 
     const bigRuns = { direct: [], pgbouncer: [], relay: [], sidecar: [] } as Record<Target, number[]>;
     for (let round = 0; round < ROUNDS; round++) for (const t of TARGETS) bigRuns[t].push(await bigSelectOnce(ports[t]));
@@ -303,7 +310,7 @@ async function main(): Promise<void> {
     };
     console.log('\ntargets:');
     for (const [k, v] of Object.entries(targets)) console.log(`  ${k.padEnd(22)} ${v.met ? 'met' : 'NOT met'}  ${JSON.stringify(v)}`);
-    const out = { date: new Date().toISOString(), node: process.version, cores: cpus().length, secondsPerRun: SECONDS, rounds: ROUNDS, rows: ROWS, pgbench: results, pgbenchRuns: runs, sidecarCpuMicrosPerTx, addedLatencyMicros: { simple: addedLatencyUs, prepared: addedLatencyPreparedUs }, maskedSelect: big, sidecarRss: { idleBytes: idleRss, peakBytes: peakRss }, targets };
+    const out = { date: new Date().toISOString(), node: process.version, cores: cpus().length, secondsPerRun: SECONDS, rounds: ROUNDS, rows: ROWS, pgbench: results, pgbenchRuns: runs, sidecarCpuMicrosPerTx, addedLatencyMicros: { simple: addedLatencyUs, prepared: addedLatencyPreparedUs, relay: relayAdded, pgbouncer: pgbouncerAdded }, maskedSelect: big, sidecarRss: { idleBytes: idleRss, peakBytes: peakRss }, targets };
     mkdirSync(new URL('../../bench/', import.meta.url), { recursive: true });
     writeFileSync(new URL('../../bench/pg.json', import.meta.url), `${JSON.stringify(out, null, 2)}\n`);
     console.log('\nwrote bench/pg.json');
