@@ -316,6 +316,19 @@ test('property: partial keeps exactly keepFirst/keepLast code points and stars t
   );
 });
 
+test('property: card numbers are found the same in short texts (scanned by hand) and long ones (by RegExp)', () => {
+  const unit = fc.constantFrom('0', '1', '4', '9', ' ', '-', 'a', '4111', '1111 ', '5555-', '4111 1111 1111 1111', '378282246310005', '😀');
+  const padding = ' x'.repeat(200);
+  fc.assert(
+    fc.property(fc.string({ unit, maxLength: 40 }).filter((t) => t.length <= 200), (t) => {
+      const short = detect(t, 'credit_card');
+      const long = detect(t + padding, 'credit_card');
+      assert.deepEqual(long, short, JSON.stringify(t));
+    }),
+    { numRuns: 5000 },
+  );
+});
+
 test('property: the hand-written card chain scanner finds exactly the matches of its RegExp', () => {
   const text = fc.string({ unit: fc.constantFrom('0', '1', '4', '9', ' ', '-', '  ', '--', 'a', '_', '.', '4111', '1111 ', '5555-', '😀'), maxLength: 60 });
   fc.assert(
