@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -24,6 +25,7 @@ import { compileMasker, type MaskRuleSpec } from '@airlock/policy';
 import { AsciicastWriter } from '@airlock/sidecar';
 import { OutputDecoder, encodeOutput } from '../../sidecar/src/ssh/codec.ts';
 import { CIPHERS } from '../../sidecar/src/ssh/algorithms.ts';
+import { coalesceWrites } from '../../sidecar/src/ssh/socket.ts';
 import { manifestDir, startSidecar } from '../src/sidecar.ts';
 import { SSH_CLIENT_OPTIONS, startSshd, type Sshd } from '../src/sshd.ts';
 
@@ -158,8 +160,8 @@ async function echo(t: Target, sshd: Sshd): Promise<{ p50: number; p99: number }
   await new Promise<void>((resolve, reject) => {
     c.once('ready', resolve).once('error', reject);
     c.connect({
-      host: '127.0.0.1',
-      port: t.port,
+      // TCP_NODELAY and one write per packet, as OpenSSH's client does (see sidecar/src/ssh/socket.ts)
+      sock: coalesceWrites(connect({ host: '127.0.0.1', port: t.port, noDelay: true })),
       username: t.direct ? sshd.user : 'agent',
       ...(t.direct ? { privateKey: sshd.clientKey } : {}),
       algorithms: { cipher: [CIPHER] },
@@ -239,7 +241,7 @@ interface RelayConfig {
 
 /**
  * The bare ssh2 relay (`--relay <config JSON>`): what the sidecar is built on (an ssh2 server for
- * the agent, an ssh2 client upstream, the same ciphers, TCP_NODELAY on both legs) with nothing
+ * the agent, an ssh2 client upstream, the same ciphers, TCP_NODELAY and coalesced writes on both legs) with nothing
  * else: exec and pty requests passed on, bytes piped both ways, the exit status relayed. Prints
  * its port when it listens.
  */
@@ -255,8 +257,7 @@ function runRelay(cfg: RelayConfig): void {
       up.once('ready', () => { resolve(true); });
       up.once('error', () => { resolve(false); });
     });
-    up.connect({ host: '127.0.0.1', port: cfg.upstreamPort, username: cfg.user, privateKey: readFileSync(cfg.clientKeyPath), algorithms: { cipher: [...CIPHERS] } });
-    up.setNoDelay(true);
+    up.connect({ sock: coalesceWrites(connect({ host: '127.0.0.1', port: cfg.upstreamPort, noDelay: true })), username: cfg.user, privateKey: readFileSync(cfg.clientKeyPath), algorithms: { cipher: [...CIPHERS] } });
     conn.on('authentication', (ctx) => { ctx.accept(); });
     conn.on('session', (accept) => {
       const session = accept();
@@ -296,8 +297,11 @@ function runRelay(cfg: RelayConfig): void {
     conn.on('close', () => up.end());
     conn.on('error', () => undefined);
   });
-  server.listen(0, '127.0.0.1', () => {
-    const addr = server.address();
+  const listener = createServer({ noDelay: true }, (socket) => {
+    server.injectSocket(coalesceWrites(socket));
+  });
+  listener.listen(0, '127.0.0.1', () => {
+    const addr = listener.address();
     console.log(`listening ${typeof addr === 'object' && addr !== null ? addr.port : 0}`);
   });
 }

@@ -3,10 +3,12 @@
  * connection. Its host key is generated at start (the agent connects to 127.0.0.1 inside its
  * own pod; pinning it would protect nothing).
  */
+import { createServer } from 'node:net';
 import ssh2 from 'ssh2';
 import type { ProxyOptions, RunningProxy } from '../proxy.ts';
 import { CIPHERS } from './algorithms.ts';
 import { startSession, type SessionHandle } from './session.ts';
+import { coalesceWrites } from './socket.ts';
 
 /** Longest time the agent may take from TCP connect to authenticated. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -37,18 +39,23 @@ export function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
     conn.once('ready', () => { clearTimeout(timer); });
   });
   server.on('error', (err: Error) => options.log.error('listener error', { error: err.message }));
+  // the listener is ours, so that ssh2 gets each connection's socket with its writes coalesced
+  const listener = createServer({ noDelay: true }, (socket) => {
+    server.injectSocket(coalesceWrites(socket));
+  });
+  listener.on('error', (err: Error) => options.log.error('listener error', { error: err.message }));
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () => {
-      server.off('error', reject);
-      const addr = server.address();
+    listener.once('error', reject);
+    listener.listen(options.listen.port, options.listen.host, () => {
+      listener.off('error', reject);
+      const addr = listener.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : options.listen.port;
       resolve({
         host: options.listen.host,
         port,
         async close() {
           await new Promise<void>((r) => {
-            server.close(() => { r(); });
+            listener.close(() => { r(); });
             for (const s of sessions) s.close('sidecar stopping');
           });
           await Promise.all([...sessions].map((s) => s.closed));

@@ -3,11 +3,13 @@
  * server only when its host key is pinned in spec.ssh.hostKeyFingerprints. Failures become
  * SidecarErrors with a message that says what to fix.
  */
+import { connect, type Socket } from 'node:net';
 import ssh2, { type Client, type ConnectConfig } from 'ssh2';
 import type { UpstreamConfig } from '../config.ts';
 import { SidecarError } from '../errors.ts';
 import { isPinned, sha256Fingerprint } from './fingerprint.ts';
 import { CIPHERS } from './algorithms.ts';
+import { coalesceWrites } from './socket.ts';
 
 export interface UpstreamResult {
   readonly client: Client;
@@ -65,12 +67,15 @@ export function connectUpstream(cfg: UpstreamConfig, options: UpstreamOptions = 
     client.on('error', onError);
     client.once('ready', onReady);
   });
+  let sock: Socket | undefined;
   try {
-    client.connect(config);
-    // keystrokes must not wait behind Nagle's algorithm for the ACK of the previous packet
-    // (OpenSSH sets TCP_NODELAY for interactive sessions too); applied once the socket connects
-    client.setNoDelay(true);
+    // our socket, so that its writes are coalesced (see socket.ts); keystrokes must not wait
+    // behind Nagle's algorithm for the ACK of the previous packet (OpenSSH sets TCP_NODELAY for
+    // interactive sessions too)
+    sock = coalesceWrites(connect({ host: cfg.host, port: cfg.port, noDelay: true }));
+    client.connect({ ...config, sock });
   } catch (err) {
+    sock?.destroy();
     // a key that does not parse, or another bad option
     client.emit('error', new Error(`invalid upstream configuration: ${(err as Error).message}`));
   }
