@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2, { type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { recordingText } from '@airlock/sidecar';
+import { freePort } from '../src/postgres.ts';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { sshClient, startSshd, type Sshd } from '../src/sshd.ts';
 
@@ -436,6 +437,29 @@ test('a host key that is not pinned: refused with a clear message, and recorded'
     const path = await lastRecording(dir, 'wrongkey');
     const refusal = records(path).find((x) => x['type'] === 'refusal');
     assert.equal(refusal?.['what'], 'host key');
+    assert.equal(airlock(['sessions', 'verify', path]).code, 0);
+  } finally {
+    await sc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(m, { recursive: true, force: true });
+  }
+});
+
+test('an unreachable upstream: the exec fails with 126 and says where it could not connect, recorded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-ssh-rec-'));
+  const closed = await freePort(); // nothing listens there
+  const m = manifestDir(connectionManifests({ ...sshd, port: closed }, 'nowhere', { hostKeyFingerprints: [sshd.hostKeyFingerprint] }));
+  const sc = await startSidecar({ manifests: [m], connection: 'nowhere', recordingsDir: dir, stateDir });
+  try {
+    const r = await sshClient(sc.port, ['echo', 'hi']);
+    assert.equal(r.code, 126);
+    assert.match(r.stderr, new RegExp(`airlock: cannot reach 127\\.0\\.0\\.1:${String(closed)}: connect ECONNREFUSED`));
+    assert.equal(r.stdout, '');
+    const path = await lastRecording(dir, 'nowhere');
+    const refusal = records(path).find((x) => x['type'] === 'refusal');
+    assert.ok(refusal !== undefined, 'a refusal record');
+    assert.equal(refusal['what'], 'upstream');
+    assert.equal(refusal['code'], 'UpstreamUnavailable');
     assert.equal(airlock(['sessions', 'verify', path]).code, 0);
   } finally {
     await sc.stop();
