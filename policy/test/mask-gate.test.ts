@@ -44,6 +44,29 @@ test('property: when mayMaskBytes says no, maskValue changes nothing', () => {
   );
 });
 
+test('property: patterns alone (the literal look, gated by the features): a "no" never hides a match', () => {
+  const patterns = compileMasker(
+    [
+      { name: 'internal-ids', match: { pattern: 'EMP-[0-9]{6}' }, action: { type: 'redact' } },
+      { name: 'keys', match: { pattern: 'key_[a-f0-9]{4}@v2' }, action: { type: 'redact' } },
+      { name: 'refs', match: { pattern: 'ref9[a-z]{3}' }, action: { type: 'redact' } },
+    ],
+    key,
+  );
+  // (a pattern without a literal every match holds would open the gate for every value)
+  const nothing = Buffer.from('nothing here');
+  assert.equal(patterns.mayMaskBytes(undefined, nothing, 0, nothing.length), false);
+  const bits = fc.constantFrom('EMP-123456', 'EMP-', 'EMP-12345', 'key_ab12@v2', 'ref9abc', 'ref9', 'ref', 'key_ab12', '@v2', '-', '_', '@', '0', 'E', 'é', 'x', ' ');
+  fc.assert(
+    fc.property(fc.oneof(fc.array(bits, { maxLength: 6 }).map((a) => a.join('')), fc.string({ unit: 'binary-ascii', maxLength: 30 })), (v) => {
+      const bytes = Buffer.from(v, 'utf8');
+      const r = patterns.maskValue(undefined, v);
+      if (r.masked > 0) assert.equal(patterns.mayMaskBytes(undefined, bytes, 0, bytes.length), true, JSON.stringify(v));
+    }),
+    { numRuns: 20000 },
+  );
+});
+
 test('every detector alone: no false "no" on its own examples', () => {
   const examples: Record<string, string> = {
     email: 'mail a@b.io now', credit_card: '4111 1111 1111 1111', iban: 'DE89370400440532013000', us_ssn: '078-05-1120', phone: '+1 415 555 2671',

@@ -720,6 +720,23 @@ export function bytesFeatures(bytes: Uint8Array, start: number, end: number): nu
   return (flags & 0xffff) | (Math.min(digits, 255) << 16);
 }
 
+/**
+ * The features every text that contains `literal` has (bytesFeatures' flags and digit count of
+ * the literal's ASCII characters): a text without them cannot contain it.
+ */
+export function literalFeatures(literal: string): number {
+  let flags = 0;
+  let digits = 0;
+  for (let i = 0; i < literal.length; i++) {
+    const c = literal.charCodeAt(i);
+    if (c >= 128) continue;
+    const info = CHAR_INFO[c] ?? 0;
+    flags |= info;
+    digits += info >>> 16;
+  }
+  return (flags & 0xffff) | (Math.min(digits, 255) << 16);
+}
+
 /** Whether a text of this length and these features may hold a match of the detector (runDetector's check). */
 export function detectorMayMatch(d: CompiledDetector, length: number, features: number): boolean {
   return !(length < d.length || (features & d.all) !== d.all || (d.any !== 0 && (features & d.any) === 0) || features >>> 16 < d.digits);

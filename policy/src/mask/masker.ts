@@ -18,7 +18,7 @@
 import RE2 from 're2';
 import { DETECTORS, MASK_ACTIONS, type Detector, type MaskAction } from '@airlock/api';
 import { PolicyError } from '../errors.ts';
-import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
+import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, literalFeatures, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
 import { nativeHmac } from '@airlock/native';
 import { hmacSha256 } from './hmac.ts';
 import { compileSimplePattern, type SimplePattern } from './simple-pattern.ts';
@@ -117,6 +117,8 @@ interface Plan {
 interface Gate {
   readonly always: boolean;
   readonly literals: readonly string[];
+  /** per literal: the features a value that contains it has (see literalFeatures) */
+  readonly literalNeeds: Int32Array;
   /** per detector: all, any, digits, length */
   readonly needs: Int32Array;
 }
@@ -134,7 +136,7 @@ function gateOf(whole: readonly Rule[], f: Finders): Gate {
   f.detectors.forEach(({ detector: d }, i) => {
     needs.set([d.all, d.any, d.digits, d.length], i * 4);
   });
-  return { always, literals, needs };
+  return { always, literals, literalNeeds: Int32Array.from(literals, literalFeatures), needs };
 }
 
 function planOf(whole: readonly Rule[], f: Finders): Plan {
@@ -390,12 +392,20 @@ function planMayMask(plan: Plan, bytes: Uint8Array, start: number, end: number):
   const length = end - start;
   if (length > BYTES_GATE_MAX_LENGTH) return true;
   const literals = g.literals;
-  for (let i = 0; i < literals.length; i++) if (bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
   const needs = g.needs;
-  if (needs.length === 0) return false;
+  if (literals.length === 0 && needs.length === 0) return false;
+  // one pass for the features; a literal is looked for only where they allow it
   const features = bytesFeatures(bytes, start, end);
-  if (features === NOT_ASCII) return true;
+  if (features === NOT_ASCII) {
+    for (let i = 0; i < literals.length; i++) if (bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
+    return needs.length > 0;
+  }
   const digits = features >>> 16;
+  for (let i = 0; i < literals.length; i++) {
+    const need = g.literalNeeds[i] ?? 0;
+    const flags = need & 0xffff;
+    if ((features & flags) === flags && digits >= need >>> 16 && bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
+  }
   for (let i = 0; i < needs.length; i += 4) {
     const all = needs[i] ?? 0;
     const any = needs[i + 1] ?? 0;
