@@ -1,6 +1,7 @@
 /**
  * coalesceWrites on a real loopback TCP connection: the writes of one tick are held (corked)
- * and leave together at the end of the tick, in order; nothing is lost across ticks or at end().
+ * and leave together at the end of the tick, in order; nothing is lost across ticks, at end() or
+ * at a destroy() in the same tick.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ async function pair(): Promise<{ client: Socket; received: () => Promise<string>
   const [peer] = await accepted;
   let data = '';
   peer.on('data', (d: Buffer) => (data += d.toString('latin1')));
-  const ended = once(peer, 'end');
+  const ended = new Promise((resolve) => peer.once('close', resolve));
   return {
     client,
     received: async () => {
@@ -34,18 +35,33 @@ async function pair(): Promise<{ client: Socket; received: () => Promise<string>
 
 test('writes of one tick are corked until the tick ends, then leave in order', async () => {
   const p = await pair();
-  const sock = coalesceWrites(p.client);
-  sock.write('length|');
-  sock.write(Buffer.from('ciphertext|'));
-  sock.write('tag;');
-  assert.equal(sock.writableCorked, 1, 'held while the tick runs');
-  assert.equal(sock.writableLength, 'length|ciphertext|tag;'.length);
-  await new Promise((r) => setImmediate(r));
-  assert.equal(sock.writableCorked, 0, 'uncorked at the end of the tick');
-  sock.write('second tick;');
-  await new Promise((r) => setImmediate(r));
-  for (let i = 0; i < 100; i++) sock.write(`${String(i)},`);
-  sock.end('end');
-  assert.equal(await p.received(), `length|ciphertext|tag;second tick;${Array.from({ length: 100 }, (_, i) => `${String(i)},`).join('')}end`);
-  p.close();
+  try {
+    const sock = coalesceWrites(p.client);
+    sock.write('length|');
+    sock.write(Buffer.from('ciphertext|'));
+    sock.write('tag;');
+    assert.equal(sock.writableCorked, 1, 'held while the tick runs');
+    assert.equal(sock.writableLength, 'length|ciphertext|tag;'.length);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(sock.writableCorked, 0, 'uncorked at the end of the tick');
+    sock.write('second tick;');
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100; i++) sock.write(`${String(i)},`);
+    sock.end('end');
+    assert.equal(await p.received(), `length|ciphertext|tag;second tick;${Array.from({ length: 100 }, (_, i) => `${String(i)},`).join('')}end`);
+  } finally {
+    p.close();
+  }
+});
+
+test('a write just before a destroy in the same tick still leaves (ssh2 disconnects that way)', async () => {
+  const p = await pair();
+  try {
+    const sock = coalesceWrites(p.client);
+    sock.write('DISCONNECT: protocol error');
+    sock.destroy();
+    assert.equal(await p.received(), 'DISCONNECT: protocol error');
+  } finally {
+    p.close();
+  }
 });

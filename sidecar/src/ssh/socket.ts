@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 
 type Write = (...args: unknown[]) => boolean;
 
-/** Makes the socket's writes of one tick a single writev; returns the socket. */
+/** Makes the socket's writes of one tick a single writev (flushed by destroy too); returns the socket. */
 export function coalesceWrites(sock: Socket): Socket {
   const target = sock as unknown as { write: Write };
   const write: Write = target.write.bind(sock);
@@ -27,6 +27,13 @@ export function coalesceWrites(sock: Socket): Socket {
       process.nextTick(uncork);
     }
     return write(...args);
+  };
+  // ssh2 writes a DISCONNECT and destroys the socket in the same tick (a protocol error): what
+  // is still corked goes out first, as it would have without the cork
+  const destroy: (error?: Error) => Socket = sock.destroy.bind(sock);
+  sock.destroy = (error?: Error): Socket => {
+    if (corked) uncork();
+    return destroy(error);
   };
   return sock;
 }
