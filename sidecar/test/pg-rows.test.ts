@@ -24,6 +24,8 @@ const columnName = (t: number, c: number): string | undefined => names.get(t)?.g
 const text = (tableID: number, columnID: number, dataTypeID = 25): FieldInfo => ({ tableID, columnID, dataTypeID, format: 0 });
 
 function values(msg: Buffer): (string | null)[] {
+  assert.equal(msg[0], 0x44, 'a DataRow');
+  assert.equal(msg.readInt32BE(1), msg.length - 1, 'its length header');
   const n = msg.readInt16BE(5);
   const out: (string | null)[] = [];
   let pos = 7;
@@ -33,6 +35,7 @@ function values(msg: Buffer): (string | null)[] {
     out.push(len < 0 ? null : msg.toString('utf8', pos, pos + len));
     if (len > 0) pos += len;
   }
+  assert.equal(pos, msg.length, 'the columns end where the message does');
   return out;
 }
 
@@ -72,6 +75,22 @@ test('binary values: text types masked in place, others NULL when a rule masks t
   assert.equal(v[1], null);
   assert.equal(v[2], 'x ************1111');
   assert.equal(v[3], CARD, 'a bytea value is passed as is (binary, not text)');
+});
+
+test('a malformed row that would be rewritten is an error, never a message with stray bytes', () => {
+  const plan = planRow([text(100, 1, 23), text(100, 2), text(100, 3)], masker, columnName);
+  const good = dataRow([Buffer.from('1'), Buffer.from('a@example.com'), Buffer.from('note')]);
+  // bytes after the last column (the header's length says so)
+  const trailing = Buffer.concat([good, Buffer.from('XYZ')]);
+  trailing.writeInt32BE(trailing.length - 1, 1);
+  assert.throws(() => maskDataRow(plan, trailing, 0, trailing.length), /bytes after its last column/);
+  // the last column, after the masked one, claims more bytes than the message has
+  const long = Buffer.from(good);
+  long.writeInt32BE(1000, long.length - 4 - 4);
+  assert.throws(() => maskDataRow(plan, long, 0, long.length), /DataRow is truncated/);
+  const negative = Buffer.from(good);
+  negative.writeInt32BE(-7, negative.length - 4 - 4);
+  assert.throws(() => maskDataRow(plan, negative, 0, negative.length), /column 3 has length -7/);
 });
 
 test('formats from Bind apply per column', () => {

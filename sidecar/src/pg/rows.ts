@@ -188,7 +188,12 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
   let pos = start + 7;
   const bytes = new Array<number>(n);
   for (let i = 0; i < n; i++) {
+    // maskDataRow stops reading after the last column it masks: the rest is checked here, so a
+    // malformed row never leaves unwritten bytes in (or copies another message into) the output
+    if (pos + 4 > end) throw new Error('DataRow is truncated');
     const len = buf.readInt32BE(pos);
+    if (len < -1) throw new Error(`DataRow column ${String(i + 1)} has length ${String(len)}`);
+    if (pos + 4 + Math.max(len, 0) > end) throw new Error('DataRow is truncated');
     const r = replaced[i];
     if (r !== undefined) {
       const b = r === null ? 0 : Buffer.byteLength(r, 'utf8');
@@ -197,6 +202,7 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
     }
     pos += 4 + Math.max(len, 0);
   }
+  if (pos !== end) throw new Error('DataRow has bytes after its last column');
   const out = slab === undefined ? Buffer.allocUnsafe(size) : slab.alloc(size);
   out[0] = 0x44;
   out.writeInt32BE(size - 1, 1);
