@@ -138,7 +138,9 @@ test('property: a simple pattern finds exactly what RE2 finds (gu and gmu), and 
         assert.deepEqual(simple, re2Spans(source, 'gmu', text), `${source} (m) on ${JSON.stringify(text)}`);
       }
     }),
-    { numRuns: 3000 },
+    // 3000 runs reached the subset with 500-650 texts, and so failed the check below about once
+    // in 30 runs; 5000 reach it with 900-1050
+    { numRuns: 5000 },
   );
   assert.ok(covered > 500, `the generator reaches the subset (${String(covered)} texts)`);
 });
