@@ -1,6 +1,6 @@
 /**
- * Masker.mayMaskBytes, the look at a value's bytes that spares decoding it: whenever it says no,
- * maskValue must leave the value unchanged. Checked on values built from the pieces detectors
+ * ColumnMasker.mayMaskBytes (Masker.forColumn), the look at a value's bytes that spares
+ * decoding it: whenever it says no, maskValue must leave the value unchanged. Checked on values built from the pieces detectors
  * and patterns look for (digits, separators, prefixes of tokens and keys, near misses), for
  * columns with and without column rules, and for every detector and pattern kind.
  */
@@ -36,7 +36,7 @@ test('property: when mayMaskBytes says no, maskValue changes nothing', () => {
   fc.assert(
     fc.property(fc.constantFrom(...COLUMNS), value, fc.nat(3), (column, v, pad) => {
       const bytes = Buffer.concat([Buffer.alloc(pad, 0x41), Buffer.from(v, 'utf8'), Buffer.alloc(pad, 0x41)]);
-      if (masker.mayMaskBytes(column, bytes, pad, bytes.length - pad)) return;
+      if (masker.forColumn(column).mayMaskBytes(bytes, pad, bytes.length - pad)) return;
       const r = masker.maskValue(column, bytes.toString('utf8', pad, bytes.length - pad));
       assert.equal(r.masked, 0, `${String(column)}: ${JSON.stringify(v)}`);
     }),
@@ -55,13 +55,13 @@ test('property: patterns alone (the literal look, gated by the features): a "no"
   );
   // (a pattern without a literal every match holds would open the gate for every value)
   const nothing = Buffer.from('nothing here');
-  assert.equal(patterns.mayMaskBytes(undefined, nothing, 0, nothing.length), false);
+  assert.equal(patterns.forColumn(undefined).mayMaskBytes(nothing, 0, nothing.length), false);
   const bits = fc.constantFrom('EMP-123456', 'EMP-', 'EMP-12345', 'key_ab12@v2', 'ref9abc', 'ref9', 'ref', 'key_ab12', '@v2', '-', '_', '@', '0', 'E', 'é', 'x', ' ');
   fc.assert(
     fc.property(fc.oneof(fc.array(bits, { maxLength: 6 }).map((a) => a.join('')), fc.string({ unit: 'binary-ascii', maxLength: 30 })), (v) => {
       const bytes = Buffer.from(v, 'utf8');
       const r = patterns.maskValue(undefined, v);
-      if (r.masked > 0) assert.equal(patterns.mayMaskBytes(undefined, bytes, 0, bytes.length), true, JSON.stringify(v));
+      if (r.masked > 0) assert.equal(patterns.forColumn(undefined).mayMaskBytes(bytes, 0, bytes.length), true, JSON.stringify(v));
     }),
     { numRuns: 20000 },
   );
@@ -79,7 +79,7 @@ test('every detector alone: no false "no" on its own examples', () => {
     const text = examples[d] ?? '';
     assert.ok(m.maskValue(undefined, text).masked > 0, `${d} finds its example`);
     const b = Buffer.from(text);
-    assert.equal(m.mayMaskBytes(undefined, b, 0, b.length), true, d);
+    assert.equal(m.forColumn(undefined).mayMaskBytes(b, 0, b.length), true, d);
   }
 });
 
@@ -89,11 +89,11 @@ test('the usual values of a result are ruled out without decoding (a pattern wit
   const rows = ['123456', 'customer 123456', 'pro', 'free', '2026-12-01', 'shipped', 'true', '-42.50'];
   for (const v of rows) {
     const b = Buffer.from(v);
-    assert.equal(usual.mayMaskBytes('public.orders.note', b, 0, b.length), false, v);
-    assert.equal(masker.mayMaskBytes('public.orders.note', b, 0, b.length), true, `${v}: T[0-9]+-(?:a|b) has no literal`);
+    assert.equal(usual.forColumn('public.orders.note').mayMaskBytes(b, 0, b.length), false, v);
+    assert.equal(masker.forColumn('public.orders.note').mayMaskBytes(b, 0, b.length), true, `${v}: T[0-9]+-(?:a|b) has no literal`);
   }
   const email = Buffer.from('user1@example.com');
-  assert.equal(usual.mayMaskBytes('public.customers.email', email, 0, email.length), true);
+  assert.equal(usual.forColumn('public.customers.email').mayMaskBytes(email, 0, email.length), true);
   const salary = Buffer.from('100000');
-  assert.equal(usual.mayMaskBytes('hr.employees.salary', salary, 0, salary.length), true, 'a whole-value rule');
+  assert.equal(usual.forColumn('hr.employees.salary').mayMaskBytes(salary, 0, salary.length), true, 'a whole-value rule');
 });

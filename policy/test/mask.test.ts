@@ -274,7 +274,7 @@ test('column globs: * within one name part, ? one character, case-sensitive', ()
     [rule('a', { columns: ['*.customers.email'] }), rule('b', { columns: ['public.users.*'] }), rule('c', { columns: ['s?.t.c*de'] })],
     KEY,
   );
-  const masks = (col: string | undefined): boolean => m.columnCanMatch(col) && m.maskValue(col, 'v').value === REDACTED;
+  const masks = (col: string | undefined): boolean => m.forColumn(col).canMatch && m.maskValue(col, 'v').value === REDACTED;
   assert.ok(masks('public.customers.email'));
   assert.ok(masks('crm.customers.email'));
   assert.ok(!masks('a.b.customers.email'));
@@ -305,8 +305,8 @@ test('columns + detectors: only the detected spans, only in matching columns', (
   assert.equal(m.maskValue('public.orders.comment', 'a@b.io').value, 'a@b.io');
   assert.equal(m.maskValue('public.orders.notes', 'no contact').value, 'no contact');
   assert.equal(m.maskText('a@b.io').text, 'a@b.io', 'column rules never apply to free text');
-  assert.equal(m.columnCanMatch('public.orders.comment'), false);
-  assert.equal(m.columnCanMatch('public.orders.notes'), true);
+  assert.equal(m.forColumn('public.orders.comment').canMatch, false);
+  assert.equal(m.forColumn('public.orders.notes').canMatch, true);
 });
 
 test('columns + pattern, and several detectors/patterns in one match (any of them)', () => {
@@ -322,22 +322,22 @@ test('columns + pattern, and several detectors/patterns in one match (any of the
 test('detectors and patterns without columns apply to every value and to free text', () => {
   const m = compileMasker([rule('d', { detectors: ['email'] }), rule('p', { pattern: '(?i)password=\\S+' })], KEY);
   for (const col of ['public.a.b', 'x.y.z', undefined]) {
-    assert.ok(m.columnCanMatch(col));
+    assert.ok(m.forColumn(col).canMatch);
     assert.equal(m.maskValue(col, 'x@y.io PASSWORD=hunter2').value, `${REDACTED} ${REDACTED}`);
   }
   assert.equal(m.maskText('x@y.io password=hunter2\n').text, `${REDACTED} ${REDACTED}\n`);
 });
 
-test('columnCanMatch is false exactly when no rule can touch the column', () => {
+test('forColumn(…).canMatch is false exactly when no rule can touch the column', () => {
   const none = compileMasker([], KEY);
-  assert.equal(none.columnCanMatch('public.users.email'), false);
-  assert.equal(none.columnCanMatch(undefined), false);
+  assert.equal(none.forColumn('public.users.email').canMatch, false);
+  assert.equal(none.forColumn(undefined).canMatch, false);
   assert.deepEqual(none.maskText('a@b.io'), { text: 'a@b.io', masked: 0 });
   const cols = compileMasker([rule('c', { columns: ['public.users.email'] })], KEY);
-  assert.equal(cols.columnCanMatch('public.users.email'), true);
-  assert.equal(cols.columnCanMatch('public.users.name'), false);
-  assert.equal(cols.columnCanMatch(undefined), false);
-  assert.equal(everything().columnCanMatch('anything.at.all'), true);
+  assert.equal(cols.forColumn('public.users.email').canMatch, true);
+  assert.equal(cols.forColumn('public.users.name').canMatch, false);
+  assert.equal(cols.forColumn(undefined).canMatch, false);
+  assert.equal(everything().forColumn('anything.at.all').canMatch, true);
 });
 
 test('rules lists the rules that masked something, in rule order; masked counts merged spans', () => {

@@ -9,7 +9,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { coalesceWrites } from '../src/ssh/socket.ts';
 
-async function pair(): Promise<{ client: Socket; received: () => Promise<string>; close: () => void }> {
+/** Runs `body` with the client end of a real loopback connection and what its peer received once closed. */
+async function withConnection(body: (client: Socket, received: () => Promise<string>) => Promise<void>): Promise<void> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -19,24 +20,22 @@ async function pair(): Promise<{ client: Socket; received: () => Promise<string>
   const [peer] = await accepted;
   let data = '';
   peer.on('data', (d: Buffer) => (data += d.toString('latin1')));
-  const ended = new Promise((resolve) => peer.once('close', resolve));
-  return {
-    client,
-    received: async () => {
-      await ended;
+  const closed = new Promise((resolve) => peer.once('close', resolve));
+  try {
+    await body(client, async () => {
+      await closed;
       return data;
-    },
-    close: () => {
-      peer.destroy();
-      server.close();
-    },
-  };
+    });
+  } finally {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  }
 }
 
-test('writes of one tick are corked until the tick ends, then leave in order', async () => {
-  const p = await pair();
-  try {
-    const sock = coalesceWrites(p.client);
+test('writes of one tick are corked until the tick ends, then leave in order', () =>
+  withConnection(async (client, received) => {
+    const sock = coalesceWrites(client);
     sock.write('length|');
     sock.write(Buffer.from('ciphertext|'));
     sock.write('tag;');
@@ -48,20 +47,13 @@ test('writes of one tick are corked until the tick ends, then leave in order', a
     await new Promise((r) => setImmediate(r));
     for (let i = 0; i < 100; i++) sock.write(`${String(i)},`);
     sock.end('end');
-    assert.equal(await p.received(), `length|ciphertext|tag;second tick;${Array.from({ length: 100 }, (_, i) => `${String(i)},`).join('')}end`);
-  } finally {
-    p.close();
-  }
-});
+    assert.equal(await received(), `length|ciphertext|tag;second tick;${Array.from({ length: 100 }, (_, i) => `${String(i)},`).join('')}end`);
+  }));
 
-test('a write just before a destroy in the same tick still leaves (ssh2 disconnects that way)', async () => {
-  const p = await pair();
-  try {
-    const sock = coalesceWrites(p.client);
+test('a write just before a destroy in the same tick still leaves (ssh2 disconnects that way)', () =>
+  withConnection(async (client, received) => {
+    const sock = coalesceWrites(client);
     sock.write('DISCONNECT: protocol error');
     sock.destroy();
-    assert.equal(await p.received(), 'DISCONNECT: protocol error');
-  } finally {
-    p.close();
-  }
-});
+    assert.equal(await received(), 'DISCONNECT: protocol error');
+  }));

@@ -133,11 +133,15 @@ const scanEmail: Scanner = (text, out) => {
 
 // ---------------------------------------------------------------------------------------------
 // credit_card: 13-19 digits, alone or in groups joined by single spaces or dashes, the first
-// group of at least 4 digits (as every brand prints them). A chain of groups is found by one
-// scan (at least 13 digits); every run of whole groups with 13-19 digits is then checked
-// (Luhn, IIN prefix and the brand's lengths), so `ref 2024 4111 1111 1111 1111` finds the card
-// and a 25-digit number finds nothing.
+// group of at least 4 digits (as every brand prints them). A chain of groups (at least 13
+// digits) is found by CARD_CHAIN, or in short texts by the same scan written by hand; every
+// run of whole groups with 13-19 digits is then checked (Luhn, IIN prefix and the brand's
+// lengths), so `ref 2024 4111 1111 1111 1111` finds the card and a 25-digit number finds nothing.
 
+/** The chains of long texts (terminal output): V8's compiled RegExp skips non-digits faster than a JavaScript loop. */
+const CARD_CHAIN = /(?<![0-9])[0-9]{4}(?:[ -]?[0-9]){9,}/g;
+/** Texts up to this length are scanned by hand (a RegExp call costs more than a short scan). */
+const CARD_SCAN_MAX_LENGTH = 256;
 
 /** IIN prefix (first 4 digits) and length of the brands: Visa, Mastercard, Amex, Discover, JCB, Diners. */
 function cardBrandOk(p4: number, n: number): boolean {
@@ -212,7 +216,7 @@ function checkCardChain(text: string, start: number, end: number, out: SpanBuffe
 
 /**
  * The end of the chain that starts at `start` (a digit not preceded by one), or -1: what
- * /(?<![0-9])[0-9]{4}(?:[ -]?[0-9]){9,}/ matches there (the tests compare the two):
+ * CARD_CHAIN matches there (the tests compare the two):
  * four digits, then digits each optionally after one space or dash, greedily, at least 13 digits
  * in all. By hand: the native RegExp call cost more than the check of the chain it finds.
  */
@@ -255,11 +259,6 @@ export function cardChains(text: string, each: (start: number, end: number) => v
     while (i + 1 < n && isDigit(text.charCodeAt(i + 1))) i++;
   }
 }
-
-/** The same chains as cardChains, for long texts (terminal output): V8's compiled RegExp skips non-digits faster than a JavaScript loop. */
-const CARD_CHAIN = /(?<![0-9])[0-9]{4}(?:[ -]?[0-9]){9,}/g;
-/** Texts up to this length are scanned by hand (a RegExp call costs more than a short scan). */
-const CARD_SCAN_MAX_LENGTH = 256;
 
 const scanCreditCard: Scanner = (text, out) => {
   if (text.length > CARD_SCAN_MAX_LENGTH) {

@@ -37,18 +37,9 @@ export interface MaskResult {
 }
 
 export interface Masker {
-  /** false when no rule can ever touch values of this column (`schema.table.column`, or undefined when unknown) */
-  columnCanMatch(column: string | undefined): boolean;
-  /** masks one SQL result value of a column */
+  /** masks one SQL result value of a column (`schema.table.column`, or undefined when unknown) */
   maskValue(column: string | undefined, value: string): MaskResult;
-  /**
-   * A quick look at a value's UTF-8 bytes before it is decoded: false only when maskValue of
-   * this column would certainly leave the value unchanged (no whole-value rule, and the bytes
-   * rule out every detector and pattern: too short, missing characters or the literal a pattern
-   * needs); true when it might mask something (or the value is not ASCII, or long).
-   */
-  mayMaskBytes(column: string | undefined, bytes: Uint8Array, start: number, end: number): boolean;
-  /** columnCanMatch, mayMaskBytes and maskValue of one column, resolved once (for a result's columns) */
+  /** the masking of one column, resolved once (for a result's columns) */
   forColumn(column: string | undefined): ColumnMasker;
   /** masks free text (SSH output): column rules do not apply; `null` action renders as the redact marker */
   maskText(text: string): { readonly text: string; readonly masked: number };
@@ -56,10 +47,18 @@ export interface Masker {
   stream(options?: StreamOptions): StreamMasker;
 }
 
-/** The Masker's answers for one column: see Masker. */
+/** The masking of one column (Masker.forColumn). */
 export interface ColumnMasker {
+  /** false when no rule can ever touch values of this column */
   readonly canMatch: boolean;
+  /**
+   * A quick look at a value's UTF-8 bytes before it is decoded: false only when maskValue would
+   * certainly leave the value unchanged (no whole-value rule, and the bytes rule out every
+   * detector and pattern: too short, missing characters or the literal a pattern needs); true
+   * when it might mask something (or the value is not ASCII, or long).
+   */
   mayMaskBytes(bytes: Uint8Array, start: number, end: number): boolean;
+  /** Masker.maskValue of this column */
   maskValue(value: string): MaskResult;
 }
 
@@ -385,7 +384,7 @@ function bytesInclude(bytes: Uint8Array, start: number, end: number, literal: st
   return false;
 }
 
-/** mayMaskBytes of a plan: see Masker. */
+/** mayMaskBytes of a plan: see ColumnMasker. */
 function planMayMask(plan: Plan, bytes: Uint8Array, start: number, end: number): boolean {
   const g = plan.gate;
   if (g.always) return true;
@@ -623,22 +622,14 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return { value: renderedNull ? null : out, masked: renderedCount, rules: renderedRules };
   }
 
-  const canMatch = (plan: Plan): boolean => plan.whole.length > 0 || hasFinders(plan.finders);
-
   return {
-    columnCanMatch(column) {
-      return canMatch(planFor(column));
-    },
-    mayMaskBytes(column, bytes, start, end) {
-      return planMayMask(planFor(column), bytes, start, end);
-    },
     maskValue(column, value) {
       return maskWith(planFor(column), value);
     },
     forColumn(column) {
       const plan = planFor(column);
       return {
-        canMatch: canMatch(plan),
+        canMatch: plan.whole.length > 0 || hasFinders(plan.finders),
         mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
         maskValue: (value) => maskWith(plan, value),
       };

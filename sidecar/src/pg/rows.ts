@@ -11,7 +11,7 @@
  * format becomes NULL as well, so typed clients never receive text that does not parse as the
  * column's type.
  *
- * A value is decoded only when the masker's look at its bytes (Masker.mayMaskBytes) says a rule
+ * A value is decoded only when the masker's look at its bytes (ColumnMasker.mayMaskBytes) says a rule
  * might apply; rewritten rows are built in a Slab, one after the other, so a run of them is one
  * contiguous slice to write.
  */

@@ -525,10 +525,6 @@ export class PgSession {
     }
   }
 
-  #maskingActive(): boolean {
-    return this.#masking;
-  }
-
   #decide(sql: string): Decision {
     const decider = this.#deps.decider;
     if (decider === undefined) {
@@ -848,7 +844,7 @@ export class PgSession {
         return undefined;
       case 0x48 /* H CopyOutResponse */: {
         this.#copyOut = true;
-        if (buf[start + 5] === 1 && this.#maskingActive()) {
+        if (buf[start + 5] === 1 && this.#masking) {
           throw new SidecarError('NotPermitted', 'binary COPY TO STDOUT cannot be masked; use the text or csv format');
         }
         return undefined;
@@ -856,7 +852,7 @@ export class PgSession {
       case 0x64 /* d CopyData */: {
         if (!this.#copyOut) return undefined;
         const masker = this.#deps.bundle?.masker;
-        if (masker === undefined || !this.#maskingActive()) return undefined;
+        if (masker === undefined || !this.#masking) return undefined;
         const text = buf.toString('utf8', start + 5, end);
         const r = masker.maskText(text);
         const e = this.#current();
@@ -973,7 +969,7 @@ export class PgSession {
   /** Error and notice texts can quote values (a unique violation's key): they are masked like results. */
   #maskNotice(type: 'E' | 'N', buf: Buffer, start: number, end: number): Buffer | undefined {
     const masker = this.#deps.bundle?.masker;
-    if (masker === undefined || !this.#maskingActive()) return undefined;
+    if (masker === undefined || !this.#masking) return undefined;
     const f = readNoticeFields(buf.subarray(start, end));
     const changed = { count: 0 };
     const fields = f.fields.map(([c, v]): readonly [number, string] => {
@@ -1069,7 +1065,6 @@ export class PgSession {
 }
 
 const DROP: unique symbol = Symbol('drop');
-
 
 /**
  * Writes and empties `out`; false when the socket wants a drain. Buffers that are consecutive

@@ -39,7 +39,9 @@ export function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
     conn.once('ready', () => { clearTimeout(timer); });
   });
   server.on('error', (err: Error) => options.log.error('listener error', { error: err.message }));
-  // the listener is ours, so that ssh2 gets each connection's socket with its writes coalesced
+  // the listener is ours, so that ssh2 gets each connection's socket with its writes coalesced;
+  // TCP_NODELAY: keystrokes and their echo must not wait behind Nagle's algorithm for the ACK of
+  // the previous packet (OpenSSH sets it for interactive sessions too)
   const listener = createServer({ noDelay: true }, (socket) => {
     server.injectSocket(coalesceWrites(socket));
   });

@@ -21,11 +21,6 @@ export interface SessionHandle {
   readonly closed: Promise<void>;
 }
 
-/** TCP_NODELAY on the agent's connection: ssh2's Connection has setNoDelay, its types do not. */
-function noDelay(conn: Connection): void {
-  (conn as Connection & { setNoDelay(on: boolean): Connection }).setNoDelay(true);
-}
-
 /** ssh2 keeps the socket of a connection whose peer broke the protocol open: close it. */
 function destroySocket(conn: Connection): void {
   const sock = (conn as unknown as { _sock?: { destroy(): void } })._sock;
@@ -46,9 +41,6 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     resolveClosed = r;
   });
   const counters = { commands: 0, blocked: 0, approvals: 0, refused: 0, sftpOps: 0 };
-  // Keystrokes and their echo must not wait behind Nagle's algorithm for the ACK of the previous
-  // packet (as OpenSSH does for interactive sessions); bulk output goes in full packets anyway.
-  noDelay(conn);
 
   recorder.note(
     {
