@@ -7,7 +7,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
 UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
-.PHONY: help install deps controlplane generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
+.PHONY: help install deps controlplane images generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -36,8 +36,12 @@ install: node_modules/.installed ## install npm packages (npm ci), including the
 deps: ## install the Debian packages the tests need (apt-get, when root and missing)
 	@bash hack/deps.sh
 
-controlplane: ## build kube-apiserver, kubectl and etcd from the official Go modules (cached)
+controlplane: ## build Kubernetes (API server, kubelet, ...), etcd, CoreDNS, crictl from the official Go modules (cached)
 	@bash hack/controlplane/build.sh >/dev/null
+
+images: install deps ## build Airlock's image and the test images into dist/ (OCI layouts); imported when a node runs
+	node hack/images/build.ts --out-dir dist
+	@bash hack/cluster/import-images.sh dist
 
 generate: install ## regenerate CRD YAML and TypeScript types from api/src/schema
 	node api/scripts/generate.ts
@@ -51,13 +55,13 @@ typecheck: install ## tsc, strict, no emit
 lint: install ## eslint with typescript-eslint
 	eslint .
 
-test: install deps controlplane check-generated typecheck lint ## everything: static checks, unit tests, e2e against a real control plane
+test: install deps controlplane images check-generated typecheck lint ## everything: static checks, unit tests, e2e against a real control plane and a real node
 	node --test --test-reporter=spec $(UNIT_TESTS) $(E2E_TESTS)
 
 test-unit: install ## unit tests only
 	node --test --test-reporter=spec $(UNIT_TESTS)
 
-test-e2e: install deps controlplane ## e2e tests only (starts its own control plane)
+test-e2e: install deps controlplane images ## e2e tests only (start their own control plane and node)
 	node --test --test-reporter=spec $(E2E_TESTS)
 
 bench-policy: install ## policy engine: µs per SQL decision, MB/s of masking; writes bench/policy.json
@@ -69,13 +73,13 @@ bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct
 bench-ssh: install deps ## SSH: 1 GiB cat up/down, keystroke echo latency, session setup, direct vs sidecar; writes bench/ssh.json
 	node e2e/bench/ssh.bench.ts
 
-cluster-up: install controlplane ## start kube-apiserver + etcd on loopback; kubeconfig in .airlock/kubeconfig
-	@bash hack/controlplane/up.sh
+cluster-up: install deps controlplane ## start a real single-node Kubernetes (kubelet, containerd, CoreDNS, ...); kubeconfig in .airlock/kubeconfig
+	@KUBECONFIG_OUT=$(KUBECONFIG_LOCAL) bash hack/cluster/up.sh
 
-cluster-down: ## stop the local control plane and remove its data
-	@bash hack/controlplane/down.sh
+cluster-down: ## stop the node and remove every trace of it (processes, pods, mounts, network, iptables, state)
+	@bash hack/cluster/down.sh
 
-demo: cluster-up ## bring the control plane up, install the CRDs and examples, show them
+demo: cluster-up ## start the single node, install the CRDs and examples, show them
 	@K="$$(bash hack/controlplane/build.sh)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)"; \
 	set -x; \
 	$$K apply -f crds/; \

@@ -19,6 +19,16 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+# The single-node Kubernetes (hack/cluster): containerd + runc + CNI plugins, iptables for kube-proxy
+# and the egress guard, conntrack for kube-proxy, iproute2 for the bridge; busybox-static goes into
+# the test images (hack/images).
+command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+command -v runc >/dev/null 2>&1 || [[ -x /usr/sbin/runc ]] || missing+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || [[ -x /usr/sbin/iptables ]] || missing+=(iptables)
+command -v conntrack >/dev/null 2>&1 || [[ -x /usr/sbin/conntrack ]] || missing+=(conntrack)
+command -v ip >/dev/null 2>&1 || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
+[[ -x /bin/busybox ]] || missing+=(busybox-static)
 # asciinema (the SSH recordings are asciicast v2; tests check that it replays them)
 command -v asciinema >/dev/null 2>&1 || missing+=(asciinema)
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
