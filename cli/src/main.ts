@@ -20,6 +20,7 @@ const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Co
   ['approvals', { summary: 'List, approve or deny statements and commands a local sidecar holds for approval', run: lazy(async () => (await import('./commands/approvals.ts')).approvalsCommand) }],
   ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: lazy(async () => (await import('./commands/check.ts')).checkCommand) }],
   ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: lazy(async () => (await import('./commands/mask.ts')).maskCommand) }],
+  ['operator', { summary: 'Run the operator against a cluster: status and conditions of connections and policies', run: lazy(async () => (await import('./commands/operator.ts')).operatorCommand) }],
   ['sessions', { summary: 'Verify a recording\'s hash chain, or show it as a timeline', run: lazy(async () => (await import('./commands/sessions.ts')).sessionsCommand) }],
   ['sidecar', { summary: 'Run the proxy for one connection from manifests on disk (local mode)', run: lazy(async () => (await import('./commands/sidecar.ts')).sidecarCommand) }],
   ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: lazy(async () => (await import('./commands/validate.ts')).validateCommand) }],

@@ -1,0 +1,21 @@
+/**
+ * Time as the operator sees it: passed by constructor so the queue and the status functions run
+ * on a fake clock in tests.
+ */
+export interface Clock {
+  /** milliseconds since the epoch */
+  now(): number;
+  /** runs `fn` after `ms`; the returned function cancels it */
+  setTimer(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => {
+      clearTimeout(timer);
+    };
+  },
+};

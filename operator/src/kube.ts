@@ -1,0 +1,34 @@
+/** The API clients the operator uses, built once from a KubeConfig and passed by constructor. */
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig } from '@kubernetes/client-node';
+
+export interface Kube {
+  readonly config: KubeConfig;
+  readonly customObjects: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly events: EventsV1Api;
+  readonly coordination: CoordinationV1Api;
+}
+
+export function kubeFromConfig(config: KubeConfig): Kube {
+  return {
+    config,
+    customObjects: config.makeApiClient(CustomObjectsApi),
+    core: config.makeApiClient(CoreV1Api),
+    events: config.makeApiClient(EventsV1Api),
+    coordination: config.makeApiClient(CoordinationV1Api),
+  };
+}
+
+/** a kubeconfig file, or client-node's default (KUBECONFIG, ~/.kube/config, in-cluster) */
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const config = new KubeConfig();
+  if (file === undefined) config.loadFromDefault();
+  else config.loadFromFile(file);
+  return config;
+}
+
+/** the namespace of the kubeconfig's current context, if it names one */
+export function contextNamespace(config: KubeConfig): string | undefined {
+  const namespace = config.getContextObject(config.getCurrentContext())?.namespace;
+  return namespace === '' ? undefined : namespace;
+}

@@ -1,0 +1,134 @@
+/**
+ * Status of an AgentConnection. Pure: (connection, the policies and Secret keys of its
+ * namespace, now) → status.
+ *
+ * - CredentialsResolved: spec.credentialsSecretRef (and spec.target.tls.caSecretRef) name
+ *   Secrets that exist with the keys the protocol needs.
+ * - PolicyCompiled: every MaskingPolicy and ApprovalRule selecting the connection compiles, and
+ *   so does their bundle; status.policies carries its digest.
+ * - Ready: both of the above.
+ *
+ * Fields other writers own (session counters, recent sessions, pending approvals) are kept.
+ */
+import type { AgentConnection, ApprovalRule, MaskingPolicy } from '@airlock/api';
+import { compileApprovalRule, compileConnectionBundle, compileMaskingPolicy, selects } from '../compile.ts';
+import { CONDITION_TYPES, REASONS, readyCondition, settleConditions, type Condition, type DesiredCondition } from '../conditions.ts';
+
+type ConnectionStatusFields = NonNullable<AgentConnection['status']>;
+
+export interface ConnectionStatus extends Omit<ConnectionStatusFields, 'conditions' | 'policies'> {
+  readonly observedGeneration?: number;
+  readonly conditions: readonly Condition[];
+  readonly policies: { readonly maskingPolicies: readonly string[]; readonly approvalRules: readonly string[]; readonly bundleDigest?: string };
+}
+
+export interface ConnectionInputs {
+  readonly maskingPolicies: readonly MaskingPolicy[];
+  readonly approvalRules: readonly ApprovalRule[];
+  /** data keys of the Secrets of the connection's namespace, by Secret name */
+  readonly secretKeys: ReadonlyMap<string, readonly string[]>;
+}
+
+interface KeyNeed {
+  readonly field: string;
+  readonly secret: string;
+  /** each entry: one key, or alternatives of which one must be present */
+  readonly keys: readonly (readonly string[])[];
+}
+
+/** what the sidecar reads from Secrets for this connection */
+export function keyNeeds(connection: AgentConnection): KeyNeed[] {
+  const spec = connection.spec;
+  const credentials: KeyNeed = {
+    field: 'spec.credentialsSecretRef',
+    secret: spec.credentialsSecretRef.name,
+    keys: spec.protocol === 'ssh' ? [['username'], ['privateKey', 'password']] : [['username'], ['password']],
+  };
+  const ca = spec.target.tls?.mode === 'verify-full' ? spec.target.tls.caSecretRef : undefined;
+  return ca === undefined ? [credentials] : [credentials, { field: 'spec.target.tls.caSecretRef', secret: ca.name, keys: [[ca.key ?? 'ca.crt']] }];
+}
+
+function quoteAll(keys: readonly string[]): string {
+  return keys.map((k) => `"${k}"`).join(' or ');
+}
+
+export function credentialsCondition(connection: AgentConnection, secretKeys: ReadonlyMap<string, readonly string[]>): DesiredCondition {
+  const namespace = connection.metadata.namespace ?? 'default';
+  const type = CONDITION_TYPES.CredentialsResolved;
+  const needs = keyNeeds(connection);
+  for (const need of needs) {
+    const present = secretKeys.get(need.secret);
+    if (present === undefined) {
+      return { type, status: 'False', reason: REASONS.SecretNotFound, message: `Secret "${need.secret}" named by ${need.field} does not exist in namespace "${namespace}".` };
+    }
+    const missing = need.keys.find((alternatives) => !alternatives.some((k) => present.includes(k)));
+    if (missing !== undefined) {
+      return {
+        type,
+        status: 'False',
+        reason: REASONS.SecretKeyMissing,
+        message: `Secret "${need.secret}" named by ${need.field} has no key ${quoteAll(missing)}, which protocol ${connection.spec.protocol} needs.`,
+      };
+    }
+  }
+  const names = needs.map((n) => `"${n.secret}"`).join(' and ');
+  return { type, status: 'True', reason: REASONS.SecretResolved, message: `Secret ${names} holds the keys protocol ${connection.spec.protocol} needs.` };
+}
+
+function sentence(text: string): string {
+  return text.endsWith('.') ? text : `${text}.`;
+}
+
+function policyCondition(
+  connection: AgentConnection,
+  maskingPolicies: readonly MaskingPolicy[],
+  approvalRules: readonly ApprovalRule[],
+): { readonly condition: DesiredCondition; readonly digest: string | undefined } {
+  const type = CONDITION_TYPES.PolicyCompiled;
+  for (const policy of maskingPolicies) {
+    const result = compileMaskingPolicy(policy);
+    if (!result.ok) {
+      return { condition: { type, status: 'False', reason: REASONS.InvalidPolicy, message: sentence(`MaskingPolicy "${policy.metadata.name ?? ''}" does not compile: ${result.message}`) }, digest: undefined };
+    }
+  }
+  for (const rule of approvalRules) {
+    const result = compileApprovalRule(rule);
+    if (!result.ok) {
+      return { condition: { type, status: 'False', reason: REASONS.InvalidPolicy, message: sentence(`ApprovalRule "${rule.metadata.name ?? ''}" does not compile: ${result.message}`) }, digest: undefined };
+    }
+  }
+  const bundle = compileConnectionBundle(connection, maskingPolicies, approvalRules);
+  if (!bundle.ok) return { condition: { type, status: 'False', reason: REASONS.InvalidPolicy, message: sentence(`The policy bundle does not compile: ${bundle.message}`) }, digest: undefined };
+  const count = maskingPolicies.length + approvalRules.length;
+  return {
+    condition: { type, status: 'True', reason: REASONS.BundleCompiled, message: `The bundle of ${count} selecting ${count === 1 ? 'policy' : 'policies'} compiles to ${bundle.digest}.` },
+    digest: bundle.digest,
+  };
+}
+
+export function agentConnectionStatus(connection: AgentConnection, inputs: ConnectionInputs, now: string): ConnectionStatus {
+  const byName = (a: { metadata: { name?: string } }, b: { metadata: { name?: string } }): number => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '');
+  const maskingPolicies = inputs.maskingPolicies.filter((p) => selects(p.spec.connectionSelector, connection)).sort(byName);
+  const approvalRules = inputs.approvalRules.filter((r) => selects(r.spec.connectionSelector, connection)).sort(byName);
+  const credentials = credentialsCondition(connection, inputs.secretKeys);
+  const policy = policyCondition(connection, maskingPolicies, approvalRules);
+  const ready = readyCondition(
+    [
+      { condition: credentials, notReady: REASONS.CredentialsNotResolved },
+      { condition: policy.condition, notReady: REASONS.PolicyNotCompiled },
+    ],
+    { reason: REASONS.ConnectionReady, message: 'Credentials are resolved and the policy bundle compiles.' },
+  );
+  const generation = connection.metadata.generation;
+  const { conditions: previous, ...others } = connection.status ?? {};
+  return {
+    ...others,
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions: settleConditions(previous, [ready, credentials, policy.condition], generation, now),
+    policies: {
+      maskingPolicies: maskingPolicies.map((p) => p.metadata.name ?? ''),
+      approvalRules: approvalRules.map((r) => r.metadata.name ?? ''),
+      ...(policy.digest === undefined ? {} : { bundleDigest: policy.digest }),
+    },
+  };
+}
