@@ -798,3 +798,478 @@ describe('fail closed (the proxy in-process, real PostgreSQL)', () => {
     }
   });
 });
+
+/** A startup packet with exactly these parameters (pg-protocol's appends client_encoding=UTF8). */
+function startupPacket(params: Readonly<Record<string, string>>): Buffer {
+  const body = Buffer.from(`${Object.entries(params).map(([k, v]) => `${k}\0${v}\0`).join('')}\0`, 'utf8');
+  const out = Buffer.alloc(8 + body.length);
+  out.writeInt32BE(8 + body.length, 0);
+  out.writeInt32BE(196608, 4);
+  body.copy(out, 8);
+  return out;
+}
+
+/** A simple Query message with exactly these bytes as its text. */
+function rawQuery(text: Buffer): Buffer {
+  const out = Buffer.alloc(6 + text.length);
+  out.write('Q', 0, 'latin1');
+  out.writeInt32BE(5 + text.length, 1);
+  text.copy(out, 5);
+  return out;
+}
+
+/**
+ * Statement texts that are valid UTF-8 and one harmless SELECT when read as UTF-8, but whose
+ * character's last byte starts a double-byte character with the backslash (0x5c) after it in
+ * the named encoding: read there, the string ends early and a DROP runs. Each was checked
+ * against PostgreSQL 15 (see the control test).
+ */
+const LEXING_ATTACKS: readonly { readonly encoding: string; readonly char: string }[] = [
+  { encoding: 'SJIS', char: Buffer.from('c281', 'hex').toString('utf8') },
+  { encoding: 'BIG5', char: Buffer.from('e5a5a5', 'hex').toString('utf8') },
+  { encoding: 'GBK', char: Buffer.from('e0a081', 'hex').toString('utf8') },
+];
+
+function attackText(char: string, table: string): string {
+  return `SELECT E'${char}\\'; DROP TABLE ${table}; --'`;
+}
+
+function tableExists(table: string): boolean {
+  return postgres.psql(`SELECT to_regclass('public.${table}') IS NOT NULL`, { database: 'orders' }).stdout.trim() === 't';
+}
+
+describe('one text, one meaning: the server reads every statement as the sidecar does', () => {
+  before(() => {
+    const r = postgres.psql(
+      `SET ROLE agent;
+       CREATE TABLE victim (x int);
+       CREATE TABLE control_victim (x int);
+       CREATE FUNCTION public.sneaky_encoding(enc text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('client_encoding', enc, false) $$;
+       CREATE FUNCTION public.sneaky_strings() RETURNS text LANGUAGE sql AS $$ SELECT set_config('standard_conforming_strings', 'off', false) $$;`,
+      { database: 'orders' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('control: read in the attack encoding, each text runs a hidden DROP on PostgreSQL itself', async () => {
+    for (const a of LEXING_ATTACKS) {
+      assert.equal(postgres.psql('CREATE TABLE IF NOT EXISTS control_victim (x int)', { database: 'orders' }).code, 0);
+      const direct = new pg.Client({ host: '127.0.0.1', port: postgres.port, user: postgres.user, password: postgres.password, database: 'orders' });
+      await direct.connect();
+      try {
+        await direct.query(`SET client_encoding TO '${a.encoding}'`);
+        await direct.query(attackText(a.char, 'control_victim'));
+      } finally {
+        await direct.end();
+      }
+      assert.equal(tableExists('control_victim'), false, `${a.encoding}: the attack text did not split on PostgreSQL, so the tests below prove nothing`);
+    }
+  });
+
+  test('every client encoding PostgreSQL supports is accepted as UTF-8 or refused at startup with a clear error', async (t) => {
+    const list = postgres.psql("SELECT pg_encoding_to_char(i) FROM generate_series(0, 100) i WHERE pg_encoding_to_char(i) <> '' ORDER BY i").stdout.trim().split('\n');
+    assert.ok(list.length >= 40 && list.includes('SJIS') && list.includes('BIG5'), list.join(' '));
+    const accepted = new Set(['UTF8', 'SQL_ASCII']);
+    for (const encoding of [...list, 'unicode', 'utf-8', 'Utf_8']) {
+      await t.test(encoding, async () => {
+        const c = await RawClient.connect(sidecar.port, { startup: false });
+        try {
+          c.send(startupPacket({ user: 'agent', database: 'orders', client_encoding: encoding }));
+          const msgs = await c.until((m) => m.name === 'readyForQuery' || m.name === 'error');
+          const last = msgs.at(-1) as unknown as { name: string; code?: string; message?: string; severity?: string };
+          if (accepted.has(encoding) || ['unicode', 'utf-8', 'Utf_8'].includes(encoding)) {
+            assert.equal(last.name, 'readyForQuery', JSON.stringify(last));
+            const reported = msgs.filter((m) => m.name === 'parameterStatus').map((m) => m as unknown as { parameterName: string; parameterValue: string });
+            assert.equal(reported.find((p) => p.parameterName === 'client_encoding')?.parameterValue, 'UTF8');
+            assert.equal(reported.find((p) => p.parameterName === 'standard_conforming_strings')?.parameterValue, 'on');
+            const from = c.messages.length;
+            c.send(serialize.query('SHOW client_encoding'));
+            const rows = await c.until((m) => m.name === 'readyForQuery', from);
+            const row = rows.find((m) => m.name === 'dataRow') as unknown as { fields: string[] };
+            assert.deepEqual(row.fields, ['UTF8']);
+          } else {
+            assert.equal(last.name, 'error');
+            assert.equal(last.severity, 'FATAL');
+            assert.equal(last.code, '42501');
+            assert.ok(last.message?.includes(`client_encoding "${encoding}" is not supported through Airlock`), last.message);
+            assert.match(last.message ?? '', /connect with client_encoding=UTF8/);
+            await c.closedByPeer();
+          }
+        } finally {
+          c.socket.destroy();
+        }
+      });
+    }
+  });
+
+  test('startup parameters that change how statements are read are refused, whatever their case or channel', async () => {
+    const cases: Record<string, string>[] = [
+      { CLIENT_ENCODING: 'SJIS' },
+      { client_encoding: 'UTF8', Client_Encoding: 'BIG5' },
+      { standard_conforming_strings: 'off' },
+      { backslash_quote: 'on' },
+      { options: '-c client_encoding=SJIS' },
+      { options: '--standard-conforming-strings=off' },
+      { role: 'postgres' },
+      { search_path: '"evil' },
+      { default_transaction_read_only: 'off' },
+      { replication: 'database' },
+    ];
+    for (const params of cases) {
+      const c = await RawClient.connect(sidecar.port, { startup: false });
+      try {
+        c.send(startupPacket({ user: 'agent', database: 'orders', ...params }));
+        const msgs = await c.until((m) => m.name === 'readyForQuery' || m.name === 'error');
+        const last = msgs.at(-1) as unknown as { name: string; code?: string; message?: string };
+        assert.equal(last.name, 'error', `${JSON.stringify(params)} was accepted`);
+        assert.equal(last.code, '42501');
+        assert.match(last.message ?? '', /not supported through Airlock/);
+        await c.closedByPeer();
+      } finally {
+        c.socket.destroy();
+      }
+    }
+    // harmless settings pass through (and read-only only makes the session stricter)
+    const ok = await RawClient.connect(sidecar.port, { startup: false });
+    try {
+      ok.send(startupPacket({ user: 'agent', database: 'orders', statement_timeout: '12345', default_transaction_read_only: 'on', options: ' ', search_path: 'nowhere, public' }));
+      await ok.until((m) => m.name === 'readyForQuery');
+      const from = ok.messages.length;
+      ok.send(serialize.query('SHOW statement_timeout; SHOW default_transaction_read_only; SHOW search_path; SELECT email FROM customers ORDER BY id LIMIT 1'));
+      const rows = (await ok.until((m) => m.name === 'readyForQuery', from)).filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: string[] }).fields[0]);
+      assert.equal(rows.length, 4);
+      assert.deepEqual(rows.slice(0, 3), ['12345ms', 'on', 'nowhere, public']);
+      assert.match(rows[3] ?? '', /^hmac:[0-9a-f]{16}$/, 'masking still finds the column through the search path');
+    } finally {
+      ok.end();
+    }
+  });
+
+  test("the role's own defaults (client_encoding SJIS, standard strings off) do not reach the session: the attack is one SELECT", async () => {
+    const set = postgres.psql("ALTER ROLE agent SET client_encoding = 'SJIS'; ALTER ROLE agent SET standard_conforming_strings = off");
+    assert.equal(set.code, 0, set.stderr);
+    try {
+      for (const a of LEXING_ATTACKS) {
+        const c = await RawClient.connect(sidecar.port);
+        try {
+          const from = c.messages.length;
+          c.send(serialize.query(attackText(a.char, 'victim')));
+          const msgs = await c.until((m) => m.name === 'readyForQuery', from);
+          assert.deepEqual(msgs.map((m) => m.name), ['rowDescription', 'dataRow', 'commandComplete', 'readyForQuery'], a.encoding);
+          assert.equal(tableExists('victim'), true, `${a.encoding}: the hidden DROP ran`);
+        } finally {
+          c.end();
+        }
+      }
+      const r = psql(['-At', '-c', 'SHOW client_encoding', '-c', 'SHOW standard_conforming_strings', '-c', 'RESET ALL', '-c', 'DISCARD ALL', '-c', 'SHOW client_encoding', '-c', 'SHOW standard_conforming_strings']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n'), ['UTF8', 'on', 'RESET', 'DISCARD ALL', 'UTF8', 'on']);
+    } finally {
+      postgres.psql('ALTER ROLE agent RESET client_encoding; ALTER ROLE agent RESET standard_conforming_strings');
+    }
+  });
+
+  test('statements that change client_encoding or standard strings never run, whatever the rules, and the session goes on', async () => {
+    const client = pgClient();
+    await client.connect();
+    try {
+      for (const sql of [
+        "SET client_encoding TO 'SJIS'",
+        "SET NAMES 'BIG5'",
+        "SET LOCAL client_encoding = 'GBK'",
+        'SET standard_conforming_strings = off',
+        'SET SESSION backslash_quote = on',
+        'RESET client_encoding',
+        "SELECT set_config('client_encoding', 'SJIS', false)",
+        "SELECT set_config('CLIENT_ENCODING', 'SJIS', true)",
+        "SELECT set_config(lower('CLIENT_ENCODING'), 'SJIS', false)",
+        "UPDATE pg_settings SET setting = 'SJIS' WHERE name = 'client_encoding'",
+        "ALTER ROLE agent SET client_encoding = 'SJIS'",
+        "ALTER DATABASE orders SET standard_conforming_strings = off",
+        "CREATE FUNCTION public.f_enc() RETURNS int LANGUAGE sql SET client_encoding = 'SJIS' AS 'SELECT 1'",
+        "DO $$ BEGIN NULL; END $$; SET client_encoding = 'SJIS'",
+      ]) {
+        await assert.rejects(client.query(sql), (err: Error & { code?: string }) => {
+          assert.equal(err.code, '42501', sql);
+          assert.match(err.message, /decides how the server reads statement text/, sql);
+          return true;
+        });
+      }
+      const r = await client.query('SHOW client_encoding');
+      assert.deepEqual(r.rows, [{ client_encoding: 'UTF8' }]);
+      assert.equal(postgres.psql("SELECT count(*) FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%encoding%' OR array_to_string(setconfig, ',') LIKE '%conforming%'").stdout.trim(), '0');
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('statement text that is not valid UTF-8 is refused (42501), the session goes on', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      const from = c.messages.length;
+      // SJIS bytes of the attack: 0x95 0x5c is one character there, a lone byte and a backslash in UTF-8
+      c.send(rawQuery(Buffer.concat([Buffer.from("SELECT E'", 'latin1'), Buffer.from([0x95, 0x5c]), Buffer.from("'; DROP TABLE victim; --'", 'latin1')])), serialize.query('SELECT 7'));
+      const msgs = await c.until((m) => m.name === 'readyForQuery', from);
+      const err = msgs[0] as unknown as { name: string; code: string; message: string };
+      assert.equal(err.name, 'error');
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /not valid UTF-8/);
+      const next = await c.until((m) => m.name === 'readyForQuery', from + msgs.length);
+      assert.deepEqual((next.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['7']);
+      assert.equal(tableExists('victim'), true);
+    } finally {
+      c.end();
+    }
+  });
+
+  test('a function that changes client_encoding ends the session before a pipelined statement is read in the new encoding', async () => {
+    for (const a of LEXING_ATTACKS) {
+      // simple protocol: both queries in one write
+      const c = await RawClient.connect(sidecar.port);
+      try {
+        c.send(serialize.query(`SELECT public.sneaky_encoding('${a.encoding}')`), serialize.query(attackText(a.char, 'victim')));
+        const msgs = await c.until((m) => m.name === 'error' && (m as unknown as { severity: string }).severity === 'FATAL');
+        const fatal = msgs.at(-1) as unknown as { code: string; message: string };
+        assert.equal(fatal.code, '42501');
+        assert.match(fatal.message, new RegExp(`client_encoding became "${a.encoding}"`));
+        await c.closedByPeer();
+        assert.equal(tableExists('victim'), true, `${a.encoding}: the pipelined statement ran`);
+      } finally {
+        c.socket.destroy();
+      }
+    }
+  });
+
+  test('extended protocol: a text that does not read alike cannot follow an Execute in its batch; the next batch waits for ReadyForQuery', async () => {
+    const a = LEXING_ATTACKS[0] as { encoding: string; char: string };
+    const inBatch = await RawClient.connect(sidecar.port);
+    try {
+      const start = inBatch.messages.length;
+      inBatch.send(
+        serialize.parse({ text: "SELECT public.sneaky_encoding('SJIS')" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.parse({ text: attackText(a.char, 'victim') }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      );
+      const msgs = await inBatch.until((m) => m.name === 'error', start);
+      const err = msgs.at(-1) as unknown as { code: string; message: string; severity: string };
+      assert.equal(err.severity, 'ERROR');
+      assert.equal(err.code, '42501');
+      assert.match(err.message, /cannot follow a Bind or Execute in the same batch/);
+      // the refusal aborted the batch's implicit transaction, set_config with it: the session goes on in UTF8
+      const done = await inBatch.until((m) => m.name === 'readyForQuery', start);
+      const from = start + done.length;
+      inBatch.send(serialize.query('SHOW client_encoding'));
+      const show = await inBatch.until((m) => m.name === 'readyForQuery', from);
+      assert.deepEqual((show.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['UTF8']);
+      assert.equal(tableExists('victim'), true);
+    } finally {
+      inBatch.socket.destroy();
+    }
+    const across = await RawClient.connect(sidecar.port);
+    try {
+      across.send(
+        serialize.parse({ text: 'SELECT public.sneaky_strings()' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+        serialize.parse({ text: "SELECT 'a\\'; DROP TABLE victim; --'" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      );
+      const msgs = await across.until((m) => m.name === 'error');
+      const fatal = msgs.at(-1) as unknown as { code: string; message: string; severity: string };
+      assert.equal(fatal.severity, 'FATAL');
+      assert.match(fatal.message, /standard_conforming_strings became "off"/);
+      await across.closedByPeer();
+      assert.equal(tableExists('victim'), true);
+    } finally {
+      across.socket.destroy();
+    }
+    // a batch whose texts read alike in every encoding is not slowed down or refused
+    const ok = await RawClient.connect(sidecar.port);
+    try {
+      const from = ok.messages.length;
+      ok.send(serialize.parse({ text: 'SELECT 1' }), serialize.bind({}), serialize.execute({}), serialize.parse({ text: "SELECT 'two'" }), serialize.bind({}), serialize.execute({}), serialize.sync(), serialize.query("SELECT 'é'"));
+      const first = await ok.until((m) => m.name === 'readyForQuery', from);
+      assert.deepEqual(first.map((m) => m.name), ['parseComplete', 'bindComplete', 'dataRow', 'commandComplete', 'parseComplete', 'bindComplete', 'dataRow', 'commandComplete', 'readyForQuery']);
+      const second = await ok.until((m) => m.name === 'readyForQuery', from + first.length);
+      assert.deepEqual((second.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['é']);
+    } finally {
+      ok.end();
+    }
+  });
+});
+
+describe('reply channels, COPY and counts', () => {
+  before(() => {
+    const r = postgres.psql(
+      `SET ROLE agent;
+       CREATE TABLE guarded (x int CONSTRAINT "card ${CARD}" CHECK (x > 0));`,
+      { database: 'orders' },
+    );
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('ParameterStatus values, NOTIFY payloads and every field of an ErrorResponse pass the masker', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      let from = c.messages.length;
+      c.send(serialize.query(`SET application_name = 'card ${CARD}'`));
+      const set = await c.until((m) => m.name === 'readyForQuery', from);
+      const status = set.find((m) => m.name === 'parameterStatus') as unknown as { parameterName: string; parameterValue: string };
+      assert.equal(status.parameterName, 'application_name');
+      assert.equal(status.parameterValue, 'card ************1111');
+      from = c.messages.length;
+      c.send(serialize.query('LISTEN cards'), serialize.query(`NOTIFY cards, 'paid with ${CARD2}'`));
+      const note = (await c.until((m) => m.name === 'notification', from)).at(-1) as unknown as { channel: string; payload: string };
+      assert.equal(note.channel, 'cards');
+      assert.equal(note.payload, 'paid with ************0004');
+      from = c.messages.length;
+      c.send(serialize.query('INSERT INTO guarded VALUES (-1)'));
+      const err = (await c.until((m) => m.name === 'error', from)).at(-1) as unknown as Record<string, unknown>;
+      assert.equal(err['code'], '23514');
+      assert.equal(err['constraint'], 'card ************1111');
+      assert.ok(!JSON.stringify(err).includes(CARD), JSON.stringify(err));
+    } finally {
+      c.end();
+    }
+  });
+
+  test('column rules apply to COPY TO STDOUT of a table or a query, text and csv, in and out of a transaction', () => {
+    const all = psql(['-At', '-c', 'COPY (SELECT * FROM customers ORDER BY id) TO STDOUT']);
+    assert.equal(all.code, 0, all.stderr);
+    for (const secret of ['alice@example.com', 'bob@example.org', '078-05-1120', '219-09-9999', CARD, CARD2]) assert.ok(!all.stdout.includes(secret), `${secret} leaked: ${all.stdout}`);
+    const first = (all.stdout.split('\n')[0] ?? '').split('\t');
+    assert.equal(first[0], '1');
+    assert.match(first[2] ?? '', /^hmac:[0-9a-f]{16}$/, 'the email column is hashed');
+    assert.equal(first[3], '\\N', 'the ssn column is null');
+    assert.equal(first[4], '************1111');
+    const table = psql(['-At', '-c', 'COPY customers (id, email, ssn) TO STDOUT (FORMAT csv, HEADER)']);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trim().split('\n');
+    assert.equal(lines[0], 'id,email,ssn');
+    assert.equal(lines.length, 3);
+    for (const l of lines.slice(1)) assert.match(l, /^[12],hmac:[0-9a-f]{16},$/);
+    const tx = psql(['-At'], 'BEGIN;\nCOPY public.customers (email) TO STDOUT;\nSELECT 8;\nCOMMIT;\n');
+    assert.equal(tx.code, 0, tx.stderr);
+    assert.match(tx.stdout, /^BEGIN\nhmac:[0-9a-f]{16}\nhmac:[0-9a-f]{16}\n8\nCOMMIT\n$/);
+    const options = psql(['-At', '-c', "COPY customers TO STDOUT (DELIMITER '|')", '-c', 'SELECT 9']);
+    assert.match(options.stderr, /airlock: COPY TO STDOUT cannot apply column masking rules here: it sets options/);
+    assert.equal(options.stdout.trim(), '9');
+    assert.ok(!options.stdout.includes('alice@example.com'));
+  });
+
+  test('binary COPY TO STDOUT is refused with 42501 before it runs (every spelling); the session goes on', async () => {
+    const client = pgClient();
+    await client.connect();
+    try {
+      for (const sql of ['COPY customers TO STDOUT (FORMAT binary)', 'COPY customers TO STDOUT BINARY', 'COPY (SELECT card FROM customers) TO STDOUT WITH (FORMAT \'binary\')']) {
+        await assert.rejects(client.query(sql), (err: Error & { code?: string }) => {
+          assert.equal(err.code, '42501', sql);
+          assert.match(err.message, /binary COPY TO STDOUT cannot be masked/);
+          return true;
+        });
+      }
+      assert.deepEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('COPY FROM STDIN with eager data (before CopyInResponse) works, and stray copy messages after a failed COPY are ignored', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      let from = c.messages.length;
+      c.send(serialize.query('COPY events(body) FROM STDIN'), serialize.copyData(Buffer.from('eager-1\neager-2\n')), serialize.copyDone());
+      const ok = await c.until((m) => m.name === 'readyForQuery', from);
+      assert.deepEqual(ok.map((m) => m.name), ['copyInResponse', 'commandComplete', 'readyForQuery']);
+      assert.equal((ok[1] as unknown as { text: string }).text, 'COPY 2');
+      from = c.messages.length;
+      c.send(serialize.query('COPY no_such_table FROM STDIN'), serialize.copyData(Buffer.from('x\n')), serialize.copyDone(), serialize.query('SELECT 5'));
+      const failed = await c.until((m) => m.name === 'readyForQuery', from);
+      assert.deepEqual(failed.map((m) => m.name), ['error', 'readyForQuery']);
+      const next = await c.until((m) => m.name === 'readyForQuery', from + failed.length);
+      assert.deepEqual((next.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['5']);
+      assert.equal(postgres.psql("SELECT count(*) FROM events WHERE body LIKE 'eager-%'", { database: 'orders' }).stdout.trim(), '2');
+    } finally {
+      c.end();
+    }
+  });
+
+  test('a Bind with 65535 parameters is read as PostgreSQL reads it (unsigned counts): its own error, not a FATAL', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      const from = c.messages.length;
+      c.send(serialize.parse({ text: 'SELECT 1' }), serialize.bind({ values: Array.from({ length: 65535 }, () => null) }), serialize.execute({}), serialize.sync(), serialize.query('SELECT 6'));
+      const batch = await c.until((m) => m.name === 'readyForQuery', from);
+      const err = batch.find((m) => m.name === 'error') as unknown as { severity: string; message: string };
+      assert.equal(err.severity, 'ERROR');
+      assert.match(err.message, /bind message supplies 65535 parameters, but prepared statement "" requires 0/);
+      const next = await c.until((m) => m.name === 'readyForQuery', from + batch.length);
+      assert.deepEqual((next.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['6']);
+    } finally {
+      c.end();
+    }
+  });
+});
+
+describe('protocol state made with SQL', () => {
+  test('a cursor made with SQL DECLARE and fetched with a protocol Execute is recorded and masked', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      let from = c.messages.length;
+      c.send(serialize.query('BEGIN; DECLARE cur CURSOR FOR SELECT email, card FROM customers ORDER BY id'));
+      await c.until((m) => m.name === 'readyForQuery', from);
+      from = c.messages.length;
+      c.send(serialize.execute({ portal: 'cur' }), serialize.sync());
+      const msgs = await c.until((m) => m.name === 'readyForQuery', from);
+      const rows = msgs.filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: string[] }).fields);
+      assert.equal(rows.length, 2, JSON.stringify(msgs.map((m) => m.name)));
+      assert.match(rows[0]?.[0] ?? '', /^hmac:[0-9a-f]{16}$/);
+      assert.equal(rows[0]?.[1], '************1111');
+      assert.ok(!JSON.stringify(rows).includes('alice@example.com'));
+      assert.ok(!msgs.some((m) => m.name === 'rowDescription'), 'the description the sidecar asked for is not shown to the agent');
+      from = c.messages.length;
+      c.send(serialize.query('COMMIT'));
+      await c.until((m) => m.name === 'readyForQuery', from);
+      // a portal that does not exist: PostgreSQL's own error, the session goes on
+      from = c.messages.length;
+      c.send(serialize.execute({ portal: 'nope' }), serialize.sync(), serialize.query('SELECT 3'));
+      const missing = await c.until((m) => m.name === 'readyForQuery', from);
+      assert.match((missing.find((m) => m.name === 'error') as unknown as { message: string }).message, /portal "nope" does not exist/);
+      const next = await c.until((m) => m.name === 'readyForQuery', from + missing.length);
+      assert.deepEqual((next.find((m) => m.name === 'dataRow') as unknown as { fields: string[] }).fields, ['3']);
+    } finally {
+      c.end();
+    }
+    const rec = records(await endedRecordingWith('FETCH ALL FROM \\"cur\\"'));
+    assert.ok(rec.some((r) => r['type'] === 'statement' && r['via'] === 'execute' && r['text'] === 'FETCH ALL FROM "cur"'));
+  });
+
+  test('a statement name redefined with SQL DEALLOCATE and PREPARE is masked with its new columns', async () => {
+    const c = await RawClient.connect(sidecar.port);
+    try {
+      let from = c.messages.length;
+      c.send(serialize.parse({ name: 's1', text: 'SELECT id, name FROM customers ORDER BY id' }), serialize.describe({ type: 'S', name: 's1' }), serialize.sync());
+      await c.until((m) => m.name === 'readyForQuery', from);
+      from = c.messages.length;
+      c.send(serialize.query('DEALLOCATE s1; PREPARE s1 AS SELECT email, card FROM customers ORDER BY id'));
+      await c.until((m) => m.name === 'readyForQuery', from);
+      from = c.messages.length;
+      c.send(serialize.bind({ statement: 's1' }), serialize.execute({}), serialize.sync());
+      const msgs = await c.until((m) => m.name === 'readyForQuery', from);
+      const rows = msgs.filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: string[] }).fields);
+      assert.equal(rows.length, 2);
+      assert.match(rows[0]?.[0] ?? '', /^hmac:[0-9a-f]{16}$/, JSON.stringify(rows));
+      assert.ok(!JSON.stringify(rows).includes('alice@example.com'));
+      assert.ok(!JSON.stringify(rows).includes(CARD));
+    } finally {
+      c.end();
+    }
+  });
+});

@@ -28,6 +28,11 @@ export interface CompiledRule {
   readonly sql: { readonly classes?: ReadonlySet<SqlClass>; readonly tables?: readonly Matcher[]; readonly functions?: readonly Matcher[] } | undefined;
   /** command globs, and the globs of their first word (the program) for commands with run-time arguments */
   readonly ssh: { readonly commands: readonly Matcher[]; readonly programs: readonly Matcher[] } | undefined;
+  /**
+   * The service accounts the rule is written for, when the agent's identity is unknown: the rule
+   * applies anyway (unknown is the strictest), and decisions say so.
+   */
+  readonly assumedSubjects?: readonly string[];
 }
 
 export interface PolicyBundle {
@@ -40,6 +45,8 @@ export interface PolicyBundle {
   readonly rules: readonly CompiledRule[];
   readonly masker: Masker;
   readonly maskingPolicies: readonly string[];
+  /** some masking rule matches by column name (results need their columns' identity) */
+  readonly columnRules: boolean;
   readonly approvalRules: readonly string[];
   /** sha256 over the specs that went into the bundle */
   readonly digest: string;
@@ -48,7 +55,11 @@ export interface PolicyBundle {
 export interface BundleOptions {
   readonly connection: string;
   readonly namespace?: string;
-  /** restricts ApprovalRules with `subjects.serviceAccounts` to this agent */
+  /**
+   * restricts ApprovalRules with `subjects.serviceAccounts` to this agent. Unknown (undefined):
+   * every such rule that can stop a statement applies, and none of its Allow rules (an unknown
+   * agent may be any of them, and is granted nothing granted to one of them).
+   */
   readonly serviceAccount?: string;
   /** HMAC key of the `hash` masking action; defaults to one derived from the credentials Secret */
   readonly hashKey?: Uint8Array;
@@ -99,8 +110,10 @@ function firstWord(glob: string): string {
   return glob;
 }
 
-function compileApprovalRules(rule: ApprovalRule): CompiledRule[] {
-  return rule.spec.rules.map((r) => {
+function compileApprovalRules(rule: ApprovalRule, identityKnown: boolean): CompiledRule[] {
+  const subjects = rule.spec.subjects?.serviceAccounts;
+  const assumed = !identityKnown && subjects !== undefined;
+  return rule.spec.rules.filter((r) => !assumed || r.action !== 'Allow').map((r) => {
     const id = `${rule.metadata.name ?? ''}/${r.name}`;
     const sql = r.match.sql;
     const ssh = r.match.ssh;
@@ -133,6 +146,7 @@ function compileApprovalRules(rule: ApprovalRule): CompiledRule[] {
               commands: compileGlobs(ssh.commands, `rule "${id}"`) ?? [],
               programs: compileGlobs(ssh.commands.map(firstWord), `rule "${id}"`) ?? [],
             },
+      ...(assumed ? { assumedSubjects: subjects } : {}),
     };
   });
 }
@@ -169,7 +183,8 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
     .filter((r) => selectorMatches(r.spec.connectionSelector, labels))
     .filter((r) => {
       const sas = r.spec.subjects?.serviceAccounts;
-      return sas === undefined || (options.serviceAccount !== undefined && sas.includes(options.serviceAccount));
+      // an unknown identity may be any service account: its rules apply (see compileApprovalRules)
+      return sas === undefined || options.serviceAccount === undefined || sas.includes(options.serviceAccount);
     })
     .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
   const maskingPolicies = sameNs
@@ -197,9 +212,10 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
       protocol: conn.spec.protocol,
       defaultAction: conn.spec.defaultAction ?? 'Block',
     }),
-    rules: Object.freeze(approvalRules.flatMap(compileApprovalRules)),
+    rules: Object.freeze(approvalRules.flatMap((r) => compileApprovalRules(r, options.serviceAccount !== undefined))),
     masker,
     maskingPolicies: maskingPolicies.map((p) => p.metadata.name ?? ''),
+    columnRules: maskRules.some((r) => (r.match.columns?.length ?? 0) > 0),
     approvalRules: approvalRules.map((r) => r.metadata.name ?? ''),
     digest: `sha256:${digest}`,
   });

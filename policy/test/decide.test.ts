@@ -202,3 +202,131 @@ test('durations', () => {
   assert.equal(parseDuration('500ms'), 0.5);
   assert.throws(() => parseDuration('10 minutes'), PolicyError);
 });
+
+test('unknown tables are every table: a stopping rule restricted to tables matches DO, CALL, EXECUTE and unknown functions', () => {
+  const bundle = bundleWith('Allow', `    - name: hold-customers
+      match: { sql: { classes: [write, opaque], tables: ["public.customers"] } }
+      action: RequireApproval
+      approval: { approvers: { groups: [dba] } }
+`);
+  const d = new SqlDecider(bundle);
+  for (const sql of ["DO $$ BEGIN DELETE FROM customers; END $$", 'CALL purge()', 'EXECUTE wipe', 'SELECT public.purge_customers()', 'SELECT * FROM orders WHERE x <<< 1']) {
+    const r = d.decide(sql);
+    assert.equal(r.decision, 'RequireApproval', sql);
+    assert.deepEqual(r.rules, ['guard/hold-customers'], sql);
+    assert.deepEqual(r.why, ['tables unknown (opaque statement): matched as touching every table and calling every function'], sql);
+  }
+  // known tables that the rule does not name still fall to the default, without a why
+  const known = d.decide('INSERT INTO orders VALUES (1)');
+  assert.equal(known.decision, 'Allow');
+  assert.equal(known.why, undefined);
+});
+
+test('unknown tables never satisfy an Allow restricted to tables; unknown functions match function-restricted stopping rules', () => {
+  const allow = new SqlDecider(
+    bundleWith('Block', `    - name: safe
+      match: { sql: { classes: [read, opaque], tables: ["public.safe_*"] } }
+      action: Allow
+`),
+  );
+  assert.equal(allow.decide('SELECT * FROM safe_orders').decision, 'Allow');
+  assert.equal(allow.decide('SELECT public.anything() FROM safe_orders').decision, 'Block', 'the function may read any table');
+  assert.equal(allow.decide("DO $$ BEGIN PERFORM 1; END $$").decision, 'Block');
+  const fns = new SqlDecider(
+    bundleWith('Allow', `    - name: no-kill
+      match: { sql: { functions: ["pg_catalog.pg_terminate_backend"] } }
+      action: Block
+      message: no killing
+`),
+  );
+  assert.equal(fns.decide('SELECT pg_terminate_backend(1)').decision, 'Block');
+  assert.equal(fns.decide('SELECT public.helper(1)').message, 'no killing', 'an unknown function may call it');
+  assert.equal(fns.decide('SELECT lower(name) FROM t').decision, 'Allow', 'known built-ins do not');
+});
+
+test('unknown agent identity: the stopping rules written for service accounts apply, their Allow rules do not', () => {
+  const unknown = compileBundle(exampleManifests(), { connection: 'orders-db' });
+  assert.deepEqual(unknown.approvalRules, ['ops-shell', 'prod-guardrails']);
+  const drop = new SqlDecider(unknown).decide('DROP TABLE orders');
+  assert.equal(drop.decision, 'Block');
+  assert.deepEqual(drop.rules, ['prod-guardrails/never-destroy']);
+  assert.deepEqual(drop.why, ['agent identity unknown: rule prod-guardrails/never-destroy (for service accounts planner) applies']);
+  const yaml = `${CONN.replace('DEFAULT', 'Block')}---
+apiVersion: airlock.dev/v1alpha1
+kind: ApprovalRule
+metadata: { name: planner-only, namespace: agents }
+spec:
+  connectionSelector: { matchLabels: { env: prod } }
+  subjects: { serviceAccounts: [planner] }
+  rules:
+    - name: planner-writes
+      match: { sql: { classes: [write] } }
+      action: Allow
+`;
+  assert.equal(new SqlDecider(compileBundle(manifests(yaml), { connection: 'db', serviceAccount: 'planner' })).decide('INSERT INTO t VALUES (1)').decision, 'Allow');
+  const anyone = new SqlDecider(compileBundle(manifests(yaml), { connection: 'db' })).decide('INSERT INTO t VALUES (1)');
+  assert.equal(anyone.decision, 'Block', 'an unknown agent is granted nothing granted to planner');
+  assert.match(anyone.message, /matches no rule/);
+});
+
+test('statements that change how the server reads text are blocked whatever the rules allow', () => {
+  const d = new SqlDecider(
+    bundleWith('Allow', `    - name: allow-all
+      match: { sql: { classes: [read, session, write, admin, privilege, ddl, opaque, destructive, export] } }
+      action: Allow
+`),
+  );
+  for (const sql of [
+    "SET client_encoding TO 'SJIS'",
+    "SET NAMES 'BIG5'",
+    "SET LOCAL Client_Encoding = 'GBK'",
+    'SET standard_conforming_strings = off',
+    'SET backslash_quote = on',
+    'RESET client_encoding',
+    "SELECT set_config('client_encoding', 'SJIS', false)",
+    "SELECT 1 FROM pg_catalog.set_config('standard_conforming_strings', 'off', true)",
+    "SELECT set_config(current_setting('x.name'), 'SJIS', false)",
+    "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+    "ALTER ROLE agent SET client_encoding = 'SJIS'",
+    "ALTER ROLE agent IN DATABASE app RESET standard_conforming_strings",
+    'ALTER DATABASE app SET standard_conforming_strings = off',
+    "ALTER SYSTEM SET client_encoding = 'SJIS'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET client_encoding = 'SJIS' AS 'SELECT 1'",
+    'ALTER FUNCTION f() SET standard_conforming_strings = off',
+    "PREPARE p AS SELECT set_config('client_encoding', 'SJIS', false)",
+    "SELECT 1; SET client_encoding = 'SJIS'",
+  ]) {
+    const r = d.decide(sql);
+    assert.equal(r.decision, 'Block', sql);
+    assert.match(r.message, /decides how the server reads statement text/, sql);
+    assert.deepEqual(r.rules, [], sql);
+  }
+  for (const sql of ['RESET ALL', 'DISCARD ALL', "SET application_name = 'x'", 'SET escape_string_warning = off', "SELECT set_config('application_name', 'x', false)"]) {
+    assert.equal(d.decide(sql).decision, 'Allow', `${sql}: RESET ALL and DISCARD ALL go back to the pinned startup values`);
+  }
+});
+
+test("a session's search_path: an unqualified table counts as the table of every schema on the path", () => {
+  const bundle = bundleWith('Allow', `    - name: sales-held
+      match: { sql: { classes: [write], tables: ["sales.*"] } }
+      action: RequireApproval
+      approval: { approvers: { groups: [dba] } }
+`);
+  const plain = new SqlDecider(bundle);
+  assert.equal(plain.decide('INSERT INTO orders VALUES (1)').decision, 'Allow', 'default path: public.orders');
+  const sales = new SqlDecider(bundle, { searchPath: ['sales', 'public'] });
+  const held = sales.decide('INSERT INTO orders VALUES (1)');
+  assert.equal(held.decision, 'RequireApproval', 'orders may be sales.orders');
+  assert.deepEqual(held.rules, ['guard/sales-held']);
+  assert.equal(sales.decide('INSERT INTO public.orders VALUES (1)').decision, 'Allow', 'a qualified name is that table');
+  const strict = new SqlDecider(
+    bundleWith('Block', `    - name: public-reads
+      match: { sql: { classes: [read], tables: ["public.*"] } }
+      action: Allow
+`),
+    { searchPath: ['sales', 'public'] },
+  );
+  assert.equal(strict.decide('SELECT * FROM orders').decision, 'Block', 'an Allow for public.* does not cover sales.orders');
+  assert.equal(strict.decide('SELECT * FROM public.orders').decision, 'Allow');
+  assert.equal(strict.decide('SELECT * FROM pg_class').decision, 'Block', 'pg_* is pg_catalog, not public');
+});

@@ -164,3 +164,65 @@ test('fuzz: random valid message sequences round-trip whatever the chunking', ()
     { numRuns: 500 },
   );
 });
+
+/** A typed frontend message from its body. */
+function typed(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+function uint16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+}
+
+test('counts are unsigned 16-bit, as PostgreSQL reads them: 65535 parameters, formats and types parse (golden, split at every offset)', () => {
+  const n = 65535;
+  const bind = typed(
+    'B',
+    Buffer.concat([Buffer.from('p\0s\0'), uint16(1), uint16(1), uint16(n), Buffer.concat(Array.from({ length: n }, () => Buffer.from([0xff, 0xff, 0xff, 0xff]))), uint16(n), Buffer.alloc(2 * n)]),
+  );
+  const types = Buffer.alloc(4 * 40000);
+  for (let i = 0; i < 40000; i++) types.writeUInt32BE(i === 0 ? 0xffffffff : 25, 4 * i);
+  const parse = typed('P', Buffer.concat([Buffer.from('s\0SELECT 1\0'), uint16(40000), types]));
+  const stream = Buffer.concat([startup, parse, bind]);
+  const check = (messages: FrontendMessage[]): void => {
+    const p = messages[1];
+    const b = messages[2];
+    assert.ok(p?.type === 'Parse' && b?.type === 'Bind');
+    assert.equal(p.paramTypes.length, 40000);
+    assert.equal(p.paramTypes[0], 0xffffffff);
+    assert.equal(b.params.length, n);
+    assert.ok(b.params.every((x) => x === null));
+    assert.deepEqual(b.paramFormats, [1]);
+    assert.equal(b.resultFormats.length, n);
+  };
+  check(parseAll([stream]).messages);
+  // every offset around the headers and counts of both messages, a sample of the long bodies
+  const heads = [startup.length, startup.length + parse.length];
+  const near = (i: number): boolean => heads.some((h) => i >= h && i <= h + 24) || i >= stream.length - 8;
+  for (let i = startup.length; i <= stream.length; i += 1) {
+    if (near(i) || i % 4099 === 0) check(parseAll([stream.subarray(0, i), stream.subarray(i)]).messages);
+  }
+});
+
+test('statement text that is not UTF-8 is flagged (the session refuses it); valid text is not', () => {
+  const bad = Buffer.concat([Buffer.from("SELECT E'"), Buffer.from([0x95, 0x5c]), Buffer.from("'\0")]);
+  const stream = Buffer.concat([
+    startup,
+    typed('Q', bad),
+    typed('P', Buffer.concat([Buffer.from('s\0'), bad, uint16(0)])),
+    typed('Q', Buffer.from("SELECT 'é\\'\0", 'utf8')),
+  ]);
+  for (let i = 0; i <= stream.length; i++) {
+    const [, q, p, ok] = parseAll([stream.subarray(0, i), stream.subarray(i)]).messages;
+    assert.ok(q?.type === 'Query' && p?.type === 'Parse' && ok?.type === 'Query', `split at ${i}`);
+    assert.equal(q.invalidUtf8, true);
+    assert.equal(p.invalidUtf8, true);
+    assert.equal(ok.invalidUtf8, undefined);
+    assert.equal(ok.sql, "SELECT 'é\\'");
+  }
+});

@@ -13,7 +13,11 @@ before they merge.
 
 Reads JSON Lines on stdin, each {"sql": "..."} or {"ssh": "..."}, and writes one line per
 input: {"decision": "Allow"|"Block"|"RequireApproval", "classes": [...], "rules": [...],
-"message": "..."}. With --sql or --ssh it answers that one and exits.
+"message": "...", "why": [...]}, where "why" (when present) says what the decision assumed
+about what the policy cannot know: tables of an opaque statement (every table), an unknown
+agent identity (without --service-account, every stopping rule written for service accounts
+applies and none of their Allow rules), a statement that changes how the server reads text.
+With --sql or --ssh it answers that one and exits.
 
 Exit status: 0 whatever the decisions; 2 on bad manifests, options or input.
 
@@ -21,14 +25,15 @@ Options:
   -f, --filename <path>        manifest file or directory (repeatable; Secrets and other kinds allowed)
   -c, --connection <name>      the AgentConnection whose policy applies
   -n, --namespace <ns>         its namespace, when the name is not unique
-      --service-account <sa>   the agent's service account (ApprovalRule subjects)
+      --service-account <sa>   the agent's service account (ApprovalRule subjects); without it the
+                               identity is unknown and is treated as the strictest
       --sql <text>             decide this SQL text
       --ssh <line>             decide this SSH command line
   -h, --help                   show this help
 `;
 
 function render(d: Decision): string {
-  return JSON.stringify({ decision: d.decision, classes: d.classes, rules: d.rules, message: d.message });
+  return JSON.stringify({ decision: d.decision, classes: d.classes, rules: d.rules, message: d.message, ...(d.why !== undefined ? { why: d.why } : {}) });
 }
 
 export async function checkCommand(args: readonly string[], io: CliIO, stdin: NodeJS.ReadableStream): Promise<number> {

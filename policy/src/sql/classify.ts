@@ -5,7 +5,7 @@
  * `read` and `session` are allowlists: a statement is in them only when every node that could
  * have an effect is known. Anything unrecognised is `opaque`; unparsable text is `opaque`.
  */
-import { loadModule, parseSync } from 'libpg-query';
+import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { SqlClass } from '@airlock/api';
 import { classifyFunction } from './functions.ts';
 
@@ -23,6 +23,29 @@ export interface StatementInfo {
   readonly literalSensitive: boolean;
   /** the parser's message for text that does not parse */
   readonly parseError?: string;
+  /**
+   * The settings this statement may change that decide how the server splits statement text
+   * (client_encoding, standard_conforming_strings, backslash_quote); `*` when it may change
+   * any setting (set_config with a computed name, UPDATE pg_settings). Such a statement never
+   * runs: the sidecar reads statements as UTF-8 with standard strings, and so must the server.
+   */
+  readonly lexing: readonly string[];
+  /** COPY … TO STDOUT in the binary format: values a masker cannot read */
+  readonly binaryCopyOut?: true;
+  /** COPY … TO STDOUT: what the sidecar needs to apply column rules to its rows */
+  readonly copyOut?: CopyOut;
+}
+
+/**
+ * The layout of a COPY … TO STDOUT. `probe` is a query with the same result columns (the
+ * table's columns, or the COPY's own query), for the sidecar to describe before the COPY runs;
+ * `plain` is false when options change the text or csv rendering (delimiter, null, quote, …).
+ */
+export interface CopyOut {
+  readonly format: 'text' | 'csv' | 'binary';
+  readonly header: boolean;
+  readonly plain: boolean;
+  readonly probe: string | undefined;
 }
 
 let loaded: Promise<void> | undefined;
@@ -170,12 +193,23 @@ const FIXED: Readonly<Record<string, readonly SqlClass[]>> = {
 /** Settings a plain SET may not change without review: identity, search path, replication. */
 const PRIVILEGE_SETTINGS = new Set(['role', 'session_authorization']);
 const OPAQUE_SETTINGS = new Set(['search_path']);
+/**
+ * Settings that change how the server splits statement text into tokens: with another client
+ * encoding a byte read here as a quote or a backslash may belong to a character there, and
+ * without standard strings a backslash escapes a quote. The sidecar pins them at startup and no
+ * statement may change them (see `lexingSetting`).
+ */
+const LEXING_SETTINGS: ReadonlySet<string> = new Set(['client_encoding', 'standard_conforming_strings', 'backslash_quote']);
+
+/** The lexing setting named `name` (case-insensitive; `names` is SET NAMES), or undefined. */
+export function lexingSetting(name: string): string | undefined {
+  const n = name.toLowerCase();
+  return LEXING_SETTINGS.has(n) ? n : undefined;
+}
+
 const ADMIN_SETTINGS = new Set([
-  // change how the server splits statement text: the parser here would no longer agree
-  'standard_conforming_strings',
-  'backslash_quote',
+  ...LEXING_SETTINGS,
   'escape_string_warning',
-  'client_encoding',
   'session_replication_role',
   'allow_system_table_mods',
   'lo_compat_privileges',
@@ -190,12 +224,21 @@ const ADMIN_SETTINGS = new Set([
   'dynamic_library_path',
 ]);
 
-function settingClass(name: string): SqlClass {
+/** The class of a statement that changes setting `name` (SET, set_config, a startup parameter). */
+export function settingClass(name: string): SqlClass {
   const n = name.toLowerCase();
   if (PRIVILEGE_SETTINGS.has(n)) return 'privilege';
   if (OPAQUE_SETTINGS.has(n)) return 'opaque';
   if (ADMIN_SETTINGS.has(n)) return 'admin';
   return 'session';
+}
+
+/** Unqualified names resolve to public unless the session says otherwise. */
+const DEFAULT_SEARCH_PATH: readonly string[] = ['public'];
+
+export interface ClassifyOptions {
+  /** the session's search_path, as schema names in order (default: public) */
+  readonly searchPath?: readonly string[];
 }
 
 /** Collects what one statement does while walking its tree. */
@@ -206,7 +249,21 @@ class Collector {
   readonly cteNames = new Set<string>();
   /** classes contributed by function calls, operators and casts (not by statement kinds) */
   readonly callClasses = new Set<SqlClass>();
+  binaryCopyOut = false;
+  copyOut: CopyOut | undefined;
+  /** lexing settings the statement may change (`*`: any setting) */
+  readonly lexing = new Set<string>();
   literalSensitive = false;
+
+  /** A setting the statement changes (or resets); `undefined`: a name known only at run time. */
+  setting(name: string | undefined): void {
+    if (name === undefined) {
+      this.lexing.add('*');
+      return;
+    }
+    const l = lexingSetting(name);
+    if (l !== undefined) this.lexing.add(l);
+  }
 
   call(cls: SqlClass): void {
     this.classes.add(cls);
@@ -217,14 +274,30 @@ class Collector {
     for (const c of classes) this.classes.add(c);
   }
 
+  /** the schemas an unqualified name may resolve to (the session's search_path) */
+  readonly searchPath: readonly string[];
+
+  constructor(searchPath: readonly string[] = DEFAULT_SEARCH_PATH) {
+    this.searchPath = searchPath;
+  }
+
   relation(rangeVar: Node): void {
     const rel = field(rangeVar, 'relname');
     if (typeof rel !== 'string') return;
     const schema = field(rangeVar, 'schemaname');
     if (typeof schema !== 'string' && this.cteNames.has(rel)) return;
-    // pg_catalog is searched first: an unqualified pg_* name is the catalog's relation.
-    const ns = typeof schema === 'string' ? schema : rel.startsWith('pg_') ? 'pg_catalog' : 'public';
-    this.tables.add(`${ns}.${rel}`);
+    this.table(typeof schema === 'string' ? schema : undefined, rel);
+  }
+
+  /**
+   * A table by name. pg_catalog is searched first: an unqualified pg_* name is the catalog's
+   * relation. Any other unqualified name may be in any schema of the search path: it counts as
+   * each of them (every one must be allowed, any one may stop it).
+   */
+  table(schema: string | undefined, rel: string): void {
+    if (schema !== undefined) this.tables.add(`${schema}.${rel}`);
+    else if (rel.startsWith('pg_')) this.tables.add(`pg_catalog.${rel}`);
+    else for (const ns of this.searchPath) this.tables.add(`${ns}.${rel}`);
   }
 }
 
@@ -278,12 +351,15 @@ function strip(v: unknown, values: boolean): unknown {
   return out;
 }
 
-function writesCatalog(stmt: Node): boolean {
+function writesCatalog(stmt: Node, c: Collector): boolean {
   const rel = asNode(field(stmt, 'relation'));
   if (rel === undefined) return false;
   const name = field(rel, 'relname');
   const schema = field(rel, 'schemaname');
-  return schema === 'pg_catalog' || (schema === undefined && typeof name === 'string' && name.startsWith('pg_'));
+  const catalog = schema === 'pg_catalog' || (schema === undefined && typeof name === 'string' && name.startsWith('pg_'));
+  // UPDATE pg_settings is set_config of whatever rows it reaches
+  if (catalog && name === 'pg_settings') c.setting(undefined);
+  return catalog;
 }
 
 /** SET TRANSACTION / SESSION CHARACTERISTICS / BEGIN … READ WRITE: leaves a read-only default. */
@@ -317,11 +393,75 @@ function hasAnalyze(options: unknown, c: Collector): boolean {
   });
 }
 
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The text between the parentheses of `COPY ( query ) TO …`, found with PostgreSQL's own scanner. */
+function copyQueryText(text: string): string | undefined {
+  let tokens;
+  try {
+    tokens = scanSync(text).tokens.filter((t) => !t.tokenName.includes('COMMENT'));
+  } catch {
+    return undefined;
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  const open = tokens[1];
+  if (tokens[0]?.text.toLowerCase() !== 'copy' || open?.text !== '(') return undefined;
+  let depth = 0;
+  for (let i = 1; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t === undefined) break;
+    if (t.text === '(') depth++;
+    if (t.text === ')' && --depth === 0) return bytes.subarray(open.end, t.start).toString('utf8');
+  }
+  return undefined;
+}
+
+/** How a COPY … TO STDOUT renders its rows, and a query with its result columns. */
+function copyOutLayout(body: Node): CopyOut {
+  let format: CopyOut['format'] = 'text';
+  let header = false;
+  let plain = true;
+  for (const o of asList(field(body, 'options'))) {
+    const u = unwrap(o);
+    if (u?.[0] !== 'DefElem') {
+      plain = false;
+      continue;
+    }
+    const name = field(u[1], 'defname');
+    const arg = unwrap(field(u[1], 'arg'));
+    const v = arg?.[0] === 'String' ? field(arg[1], 'sval') : arg?.[0] === 'Boolean' ? (field(arg[1], 'boolval') === true ? 'true' : 'false') : undefined;
+    if (name === 'format') {
+      const f = typeof v === 'string' ? v.toLowerCase() : 'binary';
+      format = f === 'text' || f === 'csv' ? f : 'binary';
+    } else if (name === 'header') {
+      header = field(u[1], 'arg') === undefined || (typeof v === 'string' && ['true', 'on', '1', 'yes'].includes(v.toLowerCase()));
+      if (field(u[1], 'arg') !== undefined && typeof v !== 'string') plain = false;
+    } else plain = false;
+  }
+  const rel = asNode(field(body, 'relation'));
+  let probe: string | undefined;
+  if (rel !== undefined) {
+    const relname = field(rel, 'relname');
+    const schema = field(rel, 'schemaname');
+    const cols = strings(field(body, 'attlist'));
+    if (typeof relname === 'string') {
+      const table = `${typeof schema === 'string' ? `${quoteIdent(schema)}.` : ''}${quoteIdent(relname)}`;
+      probe = `SELECT ${cols.length > 0 ? cols.map(quoteIdent).join(', ') : '*'} FROM ONLY ${table}`;
+    }
+  } else probe = undefined; // filled in by the caller from the statement's text
+  return { format, header, plain, probe };
+}
+
 /** Classifies every node of one statement into the collector. */
 function visitStatement(key: string, body: Node, c: Collector): void {
   const fixed = FIXED[key];
   if (fixed !== undefined) c.add(...fixed);
   if (key === 'TransactionStmt' && readWrite(field(body, 'options'))) c.add('admin');
+  // ALTER ROLE / DATABASE … SET and ALTER SYSTEM carry their SET as a bare node
+  const setstmt = asNode(field(body, 'setstmt'));
+  if (setstmt !== undefined) visitSetting(setstmt, c);
   switch (key) {
     case 'SelectStmt': {
       c.add(field(body, 'intoClause') !== undefined ? 'write' : 'read');
@@ -335,13 +475,13 @@ function visitStatement(key: string, body: Node, c: Collector): void {
     }
     case 'InsertStmt':
       c.add('write');
-      if (writesCatalog(body)) c.add('opaque');
+      if (writesCatalog(body, c)) c.add('opaque');
       break;
     case 'UpdateStmt':
     case 'DeleteStmt': {
       c.add('write');
       // UPDATE pg_settings is set_config; other catalogs are not data either.
-      if (writesCatalog(body)) c.add('opaque');
+      if (writesCatalog(body, c)) c.add('opaque');
       const where = field(body, 'whereClause');
       if (where === undefined || isTautology(where, c)) c.add('destructive');
       break;
@@ -359,7 +499,12 @@ function visitStatement(key: string, body: Node, c: Collector): void {
       const external = field(body, 'filename') !== undefined || field(body, 'is_program') === true;
       if (external) c.add('admin');
       if (field(body, 'is_from') === true) c.add('write');
-      else if (!external) c.add('export');
+      else if (!external) {
+        c.add('export');
+        // COPY … TO STDOUT (FORMAT binary), and the old spelling COPY … TO STDOUT BINARY
+        c.copyOut = copyOutLayout(body);
+        c.binaryCopyOut = c.copyOut.format === 'binary';
+      }
       break;
     }
     case 'CreateTableAsStmt':
@@ -372,7 +517,7 @@ function visitStatement(key: string, body: Node, c: Collector): void {
         // Tables and functions still count for rules; the classes of the explained statement do not.
         // The planner runs IMMUTABLE functions while planning: the classes of calls, casts and
         // operators count; those of the statement kind do not.
-        const explained = new Collector();
+        const explained = new Collector(c.searchPath);
         walkChildren(body, explained);
         for (const t of explained.tables) c.tables.add(t);
         for (const f of explained.functions) c.functions.add(f);
@@ -392,6 +537,7 @@ function visitStatement(key: string, body: Node, c: Collector): void {
       if (typeof name === 'string') c.add(settingClass(name));
       else c.add('session');
       if (readWrite(field(body, 'args'))) c.add('admin');
+      visitSetting(body, c);
       break;
     }
     case 'AlterTableStmt': {
@@ -463,6 +609,8 @@ function visitValue(v: unknown, c: Collector): void {
       visitStatement(key, child, c);
       continue;
     }
+    // nested SET clauses: ALTER ROLE/DATABASE … SET, ALTER SYSTEM, CREATE/ALTER FUNCTION … SET
+    if (key === 'VariableSetStmt') visitSetting(child, c);
     if (key === 'FuncCall') visitCall(child, c);
     if (key === 'A_Expr') visitOperator(child, c);
     if (key === 'TypeCast') visitCast(child, c);
@@ -498,6 +646,15 @@ function visitCast(cast: Node, c: Collector): void {
   if ((schema !== undefined && schema !== 'pg_catalog') || !BUILTIN_TYPES.has(type)) c.call('opaque');
 }
 
+/**
+ * A SET, SET LOCAL or RESET of one setting. RESET ALL (and DISCARD ALL) go back to the values
+ * of the startup packet, where the sidecar pinned the lexing settings: they change nothing here.
+ */
+function visitSetting(set: Node, c: Collector): void {
+  const name = field(set, 'name');
+  if (typeof name === 'string') c.setting(name);
+}
+
 function visitCall(call: Node, c: Collector): void {
   const names = strings(field(call, 'funcname'));
   const fn = classifyFunction(names);
@@ -505,6 +662,7 @@ function visitCall(call: Node, c: Collector): void {
   if (fn.qualified === 'pg_catalog.set_config') {
     const setting = constString(asList(field(call, 'args'))[0]);
     c.literalSensitive = true;
+    c.setting(setting);
     c.call(setting === undefined ? 'opaque' : settingClass(setting));
     return;
   }
@@ -518,8 +676,7 @@ function fromNames(list: unknown, c: Collector): void {
     const parts = u?.[0] === 'List' ? strings(field(u[1], 'items')) : [];
     if (parts.length === 0) continue;
     const rel = parts[parts.length - 1] ?? '';
-    const schema = parts.length >= 2 ? parts[parts.length - 2] : 'public';
-    c.tables.add(`${schema ?? 'public'}.${rel}`);
+    c.table(parts.length >= 2 ? parts[parts.length - 2] : undefined, rel);
   }
 }
 
@@ -533,8 +690,8 @@ function sliceStatement(text: string, raw: Node): string {
   return bytes.subarray(start, end).toString('utf8').trim();
 }
 
-export function classifyStatementNode(stmt: unknown, text: string): StatementInfo {
-  const c = new Collector();
+export function classifyStatementNode(stmt: unknown, text: string, options: ClassifyOptions = {}): StatementInfo {
+  const c = new Collector(options.searchPath);
   const u = unwrap(stmt);
   if (u === undefined) {
     c.add('opaque');
@@ -548,6 +705,11 @@ export function classifyStatementNode(stmt: unknown, text: string): StatementInf
     c.classes.delete('read');
     c.classes.delete('session');
   }
+  let copyOut = c.copyOut;
+  if (copyOut !== undefined && copyOut.probe === undefined) {
+    const q = copyQueryText(text);
+    copyOut = { ...copyOut, probe: q };
+  }
   return {
     text,
     classes: c.classes,
@@ -555,23 +717,26 @@ export function classifyStatementNode(stmt: unknown, text: string): StatementInf
     functions: [...c.functions].sort(),
     known: true,
     literalSensitive: c.literalSensitive,
+    lexing: [...c.lexing].sort(),
+    ...(c.binaryCopyOut ? { binaryCopyOut: true as const } : {}),
+    ...(copyOut !== undefined ? { copyOut } : {}),
   };
 }
 
 /** Classifies every statement of a query string. Never throws. */
-export function classifySql(text: string): StatementInfo[] {
+export function classifySql(text: string, options: ClassifyOptions = {}): StatementInfo[] {
   if (text.trim() === '') return [];
   let parsed: { stmts?: unknown[] };
   try {
     parsed = parseSync(text);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return [{ text, classes: new Set(['opaque']), tables: [], functions: [], known: false, literalSensitive: false, parseError: message }];
+    return [{ text, classes: new Set(['opaque']), tables: [], functions: [], known: false, literalSensitive: false, parseError: message, lexing: [] }];
   }
   const stmts = parsed.stmts ?? [];
   if (stmts.length === 0) return [];
   return stmts.map((raw) => {
     const node = asNode(raw) ?? {};
-    return classifyStatementNode(field(node, 'stmt'), sliceStatement(text, node));
+    return classifyStatementNode(field(node, 'stmt'), sliceStatement(text, node), options);
   });
 }

@@ -78,20 +78,25 @@ export class Catalog {
   }
 
   async #query(sql: string): Promise<(string | null)[][]> {
-    let conn: UpstreamConnection;
-    try {
-      this.#conn ??= connectUpstream(this.#config, { parameters: { application_name: 'airlock-catalog' } });
-      conn = await this.#conn;
-    } catch (err) {
-      this.#conn = undefined;
-      throw new SidecarError('UpstreamUnavailable', `cannot open the catalogue connection for masking: ${(err as Error).message}`);
-    }
-    try {
-      return await simpleQuery(conn, sql);
-    } catch (err) {
-      this.#conn = undefined;
-      conn.socket.destroy();
-      throw new SidecarError('UpstreamUnavailable', `cannot read column names for masking: ${(err as Error).message}`);
+    // a connection opened earlier may have died since (a server restart): one fresh retry
+    for (let attempt = 0; ; attempt++) {
+      const reused = this.#conn !== undefined;
+      let conn: UpstreamConnection;
+      try {
+        this.#conn ??= connectUpstream(this.#config, { parameters: { application_name: 'airlock-catalog' } });
+        conn = await this.#conn;
+      } catch (err) {
+        this.#conn = undefined;
+        throw new SidecarError('UpstreamUnavailable', `cannot open the catalogue connection for masking: ${(err as Error).message}`);
+      }
+      try {
+        return await simpleQuery(conn, sql);
+      } catch (err) {
+        this.#conn = undefined;
+        conn.socket.destroy();
+        if (reused && attempt === 0) continue;
+        throw new SidecarError('UpstreamUnavailable', `cannot read column names for masking: ${(err as Error).message}`);
+      }
     }
   }
 

@@ -4,6 +4,7 @@
  * them, and never looks past a message's declared length. pg-protocol parses the backend side;
  * nothing maintained parses this side, hence this module.
  */
+import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from './errors.ts';
 
 export const PROTOCOL_3_0 = 196608;
@@ -17,8 +18,12 @@ export type FrontendMessage =
   | { readonly type: 'GSSENCRequest' }
   | { readonly type: 'CancelRequest'; readonly processId: number; readonly secretKey: Buffer }
   | { readonly type: 'StartupMessage'; readonly protocolVersion: number; readonly parameters: Readonly<Record<string, string>> }
-  | { readonly type: 'Query'; readonly sql: string }
-  | { readonly type: 'Parse'; readonly name: string; readonly sql: string; readonly paramTypes: readonly number[] }
+  /**
+   * `invalidUtf8`: the text's bytes are not UTF-8, so `sql` (decoded with replacement characters)
+   * is not what the server would read; the session refuses such a statement.
+   */
+  | { readonly type: 'Query'; readonly sql: string; readonly invalidUtf8?: true }
+  | { readonly type: 'Parse'; readonly name: string; readonly sql: string; readonly paramTypes: readonly number[]; readonly invalidUtf8?: true }
   | {
       readonly type: 'Bind';
       readonly portal: string;
@@ -99,11 +104,16 @@ class Reader {
   }
 
   cstring(): string {
+    return this.text().value;
+  }
+
+  /** A C string and whether its bytes are valid UTF-8. */
+  text(): { value: string; utf8: boolean } {
     const end = this.#buf.indexOf(0, this.#pos);
     if (end < 0) throw new ProtocolError(`${this.#what} message has an unterminated string`);
-    const v = this.#buf.toString('utf8', this.#pos, end);
+    const bytes = this.#buf.subarray(this.#pos, end);
     this.#pos = end + 1;
-    return v;
+    return { value: bytes.toString('utf8'), utf8: isUtf8(bytes) };
   }
 
   rest(): Buffer {
@@ -116,10 +126,12 @@ class Reader {
     if (this.#pos !== this.#buf.length) throw new ProtocolError(`${this.#what} message has ${this.#buf.length - this.#pos} trailing bytes`);
   }
 
+  /** A count of items: Int16 on the wire, read unsigned as PostgreSQL does (pq_getmsgint(msg, 2)), 0 to 65535. */
   count(): number {
-    const n = this.int16();
-    if (n < 0) throw new ProtocolError(`${this.#what} message has a negative count`);
-    return n;
+    this.#need(2);
+    const v = this.#buf.readUInt16BE(this.#pos);
+    this.#pos += 2;
+    return v;
   }
 }
 
@@ -182,16 +194,18 @@ function parseTyped(type: number, body: Buffer): FrontendMessage {
   const r = new Reader(body, what);
   let m: FrontendMessage;
   switch (type) {
-    case 0x51:
-      m = { type: 'Query', sql: r.cstring() };
+    case 0x51: {
+      const sql = r.text();
+      m = sql.utf8 ? { type: 'Query', sql: sql.value } : { type: 'Query', sql: sql.value, invalidUtf8: true };
       break;
+    }
     case 0x50: {
       const name = r.cstring();
-      const sql = r.cstring();
+      const sql = r.text();
       const n = r.count();
       const paramTypes: number[] = [];
       for (let i = 0; i < n; i++) paramTypes.push(r.int32() >>> 0);
-      m = { type: 'Parse', name, sql, paramTypes };
+      m = sql.utf8 ? { type: 'Parse', name, sql: sql.value, paramTypes } : { type: 'Parse', name, sql: sql.value, paramTypes, invalidUtf8: true };
       break;
     }
     case 0x42: {

@@ -14,7 +14,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { PolicyBundle, SqlDecider, Decision } from '@airlock/policy';
+import { SqlDecider, type PolicyBundle, type Decision } from '@airlock/policy';
 import type { ApprovalOutcome, ApprovalPort } from '../approval/port.ts';
 import type { UpstreamConfig } from '../config.ts';
 import { SidecarError } from '../errors.ts';
@@ -28,11 +28,10 @@ import { ProtocolError } from './errors.ts';
 import { FrontendParser, PROTOCOL_3_0, type Framed, type FrontendMessage } from './frontend.ts';
 import { PASS_THROUGH, Slab, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
 import { resultJson, statementJson } from './records.ts';
+import { PINNED, pinnedViolation, searchPathSchemas, upstreamParameters } from './startup.ts';
+import { maskCopyRow, type CopyFormat } from './copy.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
 import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNoticeFields, MAX_BACKEND_MESSAGE } from './wire.ts';
-
-/** Startup parameters passed upstream; anything else (options, replication, search_path, …) is dropped. */
-const PASSED_PARAMETERS: ReadonlySet<string> = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits']);
 
 /** Text that fails to parse: what a refused statement is replaced with upstream. */
 const REFUSED_SQL = 'AIRLOCK REFUSED THIS STATEMENT';
@@ -66,7 +65,9 @@ interface StatementRecord {
 }
 
 type Expect =
-  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean }
+  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean; readonly copy?: CopyState }
+  /** the description of a COPY … TO STDOUT's columns, asked just before it (Parse, Describe, Close, Sync; every answer swallowed) */
+  | { readonly k: 'probe'; readonly copy: CopyState }
   | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined }
   | { readonly k: 'bind' }
   /** `of`: the statement or portal described, as it was when the Describe was sent (names are reused) */
@@ -99,6 +100,20 @@ interface Portal {
 }
 
 type Phase = 'startup' | 'connecting' | 'ready' | 'closed';
+
+/** A COPY … TO STDOUT whose rows column rules apply to: its format and its columns' plan. */
+interface CopyState {
+  readonly format: CopyFormat;
+  readonly header: boolean;
+  headerSeen: boolean;
+  plan: RowPlan | undefined;
+}
+
+/** Statements that may redefine a prepared statement or portal name (a word match: cheap, may over-match). */
+const REDEFINES = /\b(?:deallocate|prepare|discard|declare|close)\b/i;
+
+/** The prepared statement the sidecar describes a COPY's columns with (closed right after). */
+const COPY_PROBE = 'airlock.copy_columns';
 
 /** A RowDescription: its bytes (the key of the caches) and its columns. */
 interface Described {
@@ -134,6 +149,8 @@ export class PgSession {
   #recordingOpen = true;
   #id = '';
   #client: string;
+  /** the session's own decider when its search_path is not the default (decisions depend on it) */
+  #decider: SqlDecider | undefined;
 
   // frontend side
   #held = false;
@@ -141,7 +158,21 @@ export class PgSession {
   #statementSeq = 0;
   readonly #statements = new Map<string, Prepared>();
   readonly #portals = new Map<string, Portal>();
-  #copyIn = false;
+  /**
+   * One text, one meaning. The lexing settings are known (pinned, checked in every
+   * ParameterStatus) only at a ReadyForQuery with nothing forwarded after it: `#awaitingReady`
+   * counts the Queries and Syncs forwarded whose ReadyForQuery has not been read, `#batchRan`
+   * says a Bind or Execute (which may run user code, e.g. a function calling set_config) was
+   * forwarded since the last Sync or Query. A statement text is forwarded in an unknown state
+   * only when it reads alike in every state (see readsAlike); otherwise it waits for the
+   * ReadyForQuery, or is refused when no ReadyForQuery can come before it (same batch).
+   */
+  #awaitingReady = 0;
+  #batchRan = false;
+  /** the session waits for ReadyForQuery before processing the agent's messages */
+  #waitingReady = false;
+  /** pinned settings the server has reported (the greeting must report each) */
+  readonly #pinnedSeen = new Set<string>();
 
   // backend side
   readonly #expects: Expect[] = [];
@@ -262,8 +293,6 @@ export class PgSession {
   async #connect(m: Extract<FrontendMessage, { type: 'StartupMessage' }>): Promise<void> {
     const major = m.protocolVersion >>> 16;
     if (major !== 3) throw new ProtocolError(`unsupported frontend protocol ${major}.${m.protocolVersion & 0xffff}: Airlock speaks 3.0`);
-    const params: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.parameters)) if (PASSED_PARAMETERS.has(k)) params[k] = v;
     const { upstream, recordingsDir, bundle } = this.#deps;
 
     // the recording comes first: without it, nothing is forwarded (failurePolicy Closed)
@@ -291,6 +320,20 @@ export class PgSession {
       upstreamUser: upstream.credentials.username,
       policyDigest: bundle?.digest ?? null,
     });
+    let params: Record<string, string>;
+    try {
+      params = upstreamParameters(m.parameters);
+      const path = params['search_path'];
+      if (path !== undefined && bundle !== undefined) {
+        // unqualified names are looked for in these schemas: a table named without its schema counts as each
+        const schemas = searchPathSchemas(path, upstream.credentials.username) ?? [];
+        this.#decider = new SqlDecider(bundle, { searchPath: schemas.length > 0 ? schemas : ['public'] });
+      }
+    } catch (err) {
+      this.#record({ type: 'startup_refused', error: (err as Error).message });
+      this.#flushRecord();
+      throw err;
+    }
     this.#flushRecord();
     this.#log.info('session started', { session: this.#id, user: m.parameters['user'], application: m.parameters['application_name'] });
 
@@ -335,7 +378,12 @@ export class PgSession {
     });
     // the greeting (ParameterStatus, BackendKeyData, ReadyForQuery) goes through the normal path
     this.#expects.push({ k: 'sync' });
+    this.#awaitingReady = 1;
     this.#onUpstreamData(conn.greeting);
+    // the greeting may have ended the session (a pinned setting reported otherwise)
+    if ((this.#phase as Phase) === 'closed') return;
+    const missing = Object.keys(PINNED).filter((k) => !this.#pinnedSeen.has(k));
+    if (missing.length > 0) throw new SidecarError('NotPermitted', `the server did not report ${missing.join(', ')}: Airlock cannot check that it reads statements as the sidecar does`);
     conn.socket.resume();
   }
 
@@ -345,6 +393,14 @@ export class PgSession {
     for (let i = 0; i < msgs.length; i++) {
       if (this.#phase !== 'ready') return;
       const f = msgs[i] as Framed;
+      if (this.#mustWaitForReady(f.message)) {
+        this.#writeUp(out);
+        this.#held = true;
+        this.#waitingReady = true;
+        this.#agent.pause();
+        this.#inbox = msgs.slice(i).concat(this.#inbox);
+        return;
+      }
       let hold: Promise<Buffer> | undefined;
       try {
         hold = this.#handle(f, out);
@@ -374,6 +430,60 @@ export class PgSession {
     this.#writeUp(out);
   }
 
+  /**
+   * A statement text that must not be forwarded before the ReadyForQuery of what is in flight:
+   * the lexing state is unknown, the text does not read alike in every state, and a
+   * ReadyForQuery will come (a Query or Sync is in flight and no Bind or Execute since).
+   */
+  #mustWaitForReady(m: FrontendMessage): boolean {
+    if (m.type !== 'Query' && m.type !== 'Parse') return false;
+    return this.#awaitingReady > 0 && !this.#batchRan && !readsAlike(m.sql);
+  }
+
+  /**
+   * For a COPY … TO STDOUT whose rows column rules may apply to: the messages that describe its
+   * columns just before it runs (a prepared statement of the same columns, described and
+   * closed, then Sync), or the decision refusing it when its layout cannot be known.
+   */
+  #copyProbe(d: Decision): { state: CopyState; bytes: Buffer } | Decision | undefined {
+    const c = d.copyOut;
+    if (c === undefined || d.decision === 'Block' || !this.#masking || this.#deps.bundle?.columnRules !== true) return undefined;
+    let why: string | undefined;
+    if (c === 'unknown') why = 'it shares its query with other statements';
+    else if (c.format === 'binary') why = 'it is in the binary format';
+    else if (!c.plain) why = 'it sets options that change how rows are written (delimiter, null, quote, …)';
+    else if (c.probe === undefined) why = 'its columns cannot be found';
+    if (why !== undefined || c === 'unknown' || c.format === 'binary' || c.probe === undefined) {
+      return { ...d, decision: 'Block', rules: [], message: `COPY TO STDOUT cannot apply column masking rules here: ${why ?? 'unknown layout'}; send it alone with the default text or csv options, or use SELECT` };
+    }
+    const name = Buffer.from(`S${COPY_PROBE}\0`, 'utf8');
+    const bytes = Buffer.concat([parseMessage(COPY_PROBE, c.probe), frontendMessage('D', name), frontendMessage('C', name), frontendMessage('S', Buffer.alloc(0))]);
+    return { state: { format: c.format, header: c.header, headerSeen: false, plan: undefined }, bytes };
+  }
+
+  /**
+   * SQL can drop or replace what a protocol name stands for (DEALLOCATE then PREPARE of the same
+   * name, DISCARD, CLOSE then DECLARE of a cursor): the result columns remembered for every
+   * statement and portal are forgotten, so their next rows are described again before they run.
+   */
+  #forgetLayoutsIfChanged(sql: string): void {
+    if (!REDEFINES.test(sql)) return;
+    for (const st of this.#statements.values()) delete st.fields;
+    for (const p of this.#portals.values()) p.fields = undefined;
+  }
+
+  /** A text that must be refused: the lexing state is unknown and no ReadyForQuery can come before it. */
+  #lexingUnknown(sql: string): Decision | undefined {
+    if (!this.#batchRan || readsAlike(sql)) return undefined;
+    return {
+      decision: 'Block',
+      classes: [],
+      rules: [],
+      message:
+        'a statement with non-ASCII characters or backslashes cannot follow a Bind or Execute in the same batch: what ran before it may have changed how the server reads text; send Sync first',
+    };
+  }
+
   /** Processes what arrived while the session waited (login, a held statement) and reads on. */
   #continue(): void {
     const rest = this.#inbox;
@@ -393,20 +503,36 @@ export class PgSession {
     const m = f.message;
     switch (m.type) {
       case 'Query': {
-        const d = this.#decide(m.sql);
+        let d = this.#lexingUnknown(m.sql) ?? this.#decide(m.sql, m.invalidUtf8 === true);
+        const copy = this.#copyProbe(d);
+        if (copy instanceof Object && 'decision' in copy) d = copy;
+        const probe = copy instanceof Object && 'state' in copy ? copy : undefined;
+        this.#awaitingReady += 1;
+        this.#batchRan = false;
+        this.#forgetLayoutsIfChanged(m.sql);
         const rec = this.#statementRecord(m.sql, 'simple', d, {});
+        const expectQuery = (refusal: Buffer | undefined): void => {
+          if (refusal === undefined && probe !== undefined) {
+            this.#awaitingReady += 1;
+            this.#expect({ k: 'probe', copy: probe.state });
+          }
+          this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false, ...(refusal === undefined && probe !== undefined ? { copy: probe.state } : {}) });
+        };
         if (d.decision === 'RequireApproval' && rec.ok) {
-          return this.#hold(m.sql, d, rec.rec, f.raw, queryMessage(REFUSED_SQL), (refusal) => {
-            this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false });
-          });
+          return this.#hold(m.sql, d, rec.rec, probe === undefined ? f.raw : Buffer.concat([probe.bytes, f.raw]), queryMessage(REFUSED_SQL), expectQuery);
         }
         const refusal = this.#refusalFor(d, rec);
-        this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false });
+        expectQuery(refusal);
+        if (refusal === undefined && probe !== undefined) out.push(probe.bytes);
         out.push(refusal === undefined ? f.raw : queryMessage(REFUSED_SQL));
         return undefined;
       }
       case 'Parse': {
-        const d = this.#decide(m.sql);
+        let d = this.#lexingUnknown(m.sql) ?? this.#decide(m.sql, m.invalidUtf8 === true);
+        if (d.copyOut !== undefined && d.decision !== 'Block' && this.#masking && this.#deps.bundle?.columnRules === true) {
+          d = { ...d, decision: 'Block', rules: [], message: 'COPY TO STDOUT through the extended protocol cannot apply column masking rules; send it as a simple query, or use SELECT' };
+        }
+        this.#forgetLayoutsIfChanged(m.sql);
         const previous = this.#statements.get(m.name);
         if (d.decision === 'Allow') {
           this.#statements.set(m.name, { sql: m.sql, decision: d, approved: false });
@@ -427,6 +553,7 @@ export class PgSession {
         return undefined;
       }
       case 'Bind': {
+        this.#batchRan = true;
         this.#portals.set(m.portal, { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined, describing: false });
         this.#expect({ k: 'bind' });
         out.push(f.raw);
@@ -440,10 +567,24 @@ export class PgSession {
         return undefined;
       }
       case 'Execute': {
+        this.#batchRan = true;
         const portal = this.#portals.get(m.portal);
         if (portal === undefined) {
-          // a portal we never saw bound: PostgreSQL answers with its own error
-          this.#expect({ k: 'execute', rec: undefined, refusal: undefined, portal, plan: PASS_THROUGH });
+          // A portal the agent never bound: a cursor made with SQL DECLARE (decided then), or none
+          // (PostgreSQL answers with its own error). Executing it is a FETCH; its rows are
+          // described first, like those of any re-executed portal, so they are masked.
+          const cursor: Portal = { statementName: '', statement: undefined, resultFormats: [], fields: undefined, describing: false };
+          const sql = `FETCH ${m.maxRows > 0 ? String(m.maxRows) : 'ALL'} FROM ${quoteIdent(m.portal)}`;
+          const d = this.#decide(sql);
+          const rec = this.#statementRecord(sql, 'execute', d, { portal: m.portal });
+          const refusal = this.#refusalFor(d, rec);
+          if (refusal !== undefined) {
+            this.#expect({ k: 'parse', refusal, name: undefined, previous: undefined });
+            out.push(parseMessage('', REFUSED_SQL));
+            return undefined;
+          }
+          this.#describeBeforeExecute(cursor, m.portal, out);
+          this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal: cursor, plan: undefined });
           out.push(f.raw);
           return undefined;
         }
@@ -494,6 +635,8 @@ export class PgSession {
         return undefined;
       }
       case 'Sync': {
+        this.#awaitingReady += 1;
+        this.#batchRan = false;
         this.#expect({ k: 'sync' });
         out.push(f.raw);
         return undefined;
@@ -504,14 +647,17 @@ export class PgSession {
       case 'CopyData':
       case 'CopyDone':
       case 'CopyFail':
-        if (!this.#copyIn) throw new ProtocolError(`${m.type} outside of COPY FROM STDIN`);
-        if (m.type !== 'CopyData') this.#copyIn = false;
+        // Forwarded in every state: drivers may stream COPY data right after the Query, before
+        // CopyInResponse, and PostgreSQL ignores copy messages outside COPY (after a failed COPY
+        // the client is still sending). The data is the input of a COPY FROM STDIN already decided.
         out.push(f.raw);
         return undefined;
       case 'FunctionCall': {
         // the fast-path interface calls a function by OID: nothing to decide on, always refused
         const d: Decision = { decision: 'Block', classes: ['opaque'], rules: [], message: 'the fast-path function call interface is not allowed through Airlock' };
         const rec = this.#statementRecord('(fast-path function call)', 'simple', d, {});
+        this.#awaitingReady += 1;
+        this.#batchRan = false;
         this.#expect({ k: 'query', rec: rec.rec, refusal: this.#refusalFor(d, rec), plan: undefined, fields: undefined, failed: false });
         out.push(queryMessage(REFUSED_SQL));
         return undefined;
@@ -525,12 +671,25 @@ export class PgSession {
     }
   }
 
-  #decide(sql: string): Decision {
-    const decider = this.#deps.decider;
+  #decide(sql: string, invalidUtf8 = false): Decision {
+    if (invalidUtf8) {
+      return {
+        decision: 'Block',
+        classes: [],
+        rules: [],
+        message: 'statement text is not valid UTF-8: Airlock reads statements as UTF-8 (client_encoding is pinned to UTF8) and refuses bytes it cannot read as the server would',
+      };
+    }
+    const decider = this.#decider ?? this.#deps.decider;
     if (decider === undefined) {
       return { decision: 'Block', classes: [], rules: [], message: `no policy is loaded for connection ${this.#deps.upstream.name}: every statement is refused` };
     }
-    return decider.decide(sql);
+    const d = decider.decide(sql);
+    if (d.binaryCopyOut === true && this.#masking && d.decision !== 'Block') {
+      // refused before it runs: once the server streams binary COPY data, nothing can mask it
+      return { ...d, decision: 'Block', rules: [], message: 'binary COPY TO STDOUT cannot be masked; use the text or csv format' };
+    }
+    return d;
   }
 
   /**
@@ -743,6 +902,10 @@ export class PgSession {
    * instead, DROP to swallow it, or a promise when it must wait for the catalogue.
    */
   #onBackend(type: number, buf: Buffer, start: number, end: number): Buffer | typeof DROP | Promise<void> | undefined {
+    const probe = this.#expects[this.#head];
+    if (probe?.k === 'probe' && (type === 0x31 || type === 0x74 || type === 0x6e || type === 0x33 || type === 0x54 || type === 0x45 || type === 0x5a)) {
+      return this.#onProbe(probe, type, buf, start, end);
+    }
     switch (type) {
       case 0x44 /* D DataRow */: {
         const e = this.#current();
@@ -826,8 +989,17 @@ export class PgSession {
       case 0x45 /* E ErrorResponse */:
         return this.#onError(buf, start, end);
       case 0x5a /* Z ReadyForQuery */: {
-        this.#copyIn = false;
         this.#copyOut = false;
+        if (this.#awaitingReady > 0) this.#awaitingReady -= 1;
+        if (this.#awaitingReady === 0 && this.#waitingReady) {
+          // the lexing state is known again (every ParameterStatus before this was checked)
+          this.#waitingReady = false;
+          queueMicrotask(() => {
+            if (this.#phase !== 'ready') return;
+            this.#held = false;
+            this.#continue();
+          });
+        }
         // everything up to the Sync or Query that this answers is done
         for (let e = this.#pop(); e !== undefined; e = this.#pop()) {
           if (e.k === 'query') {
@@ -840,7 +1012,6 @@ export class PgSession {
         return undefined;
       }
       case 0x47 /* G CopyInResponse */:
-        this.#copyIn = true;
         return undefined;
       case 0x48 /* H CopyOutResponse */: {
         this.#copyOut = true;
@@ -854,9 +1025,25 @@ export class PgSession {
         const masker = this.#deps.bundle?.masker;
         if (masker === undefined || !this.#masking) return undefined;
         const text = buf.toString('utf8', start + 5, end);
-        const r = masker.maskText(text);
         const e = this.#current();
         const rec = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.rec : undefined;
+        const copy = e?.k === 'query' ? e.copy : undefined;
+        if (copy !== undefined && (!copy.header || copy.headerSeen)) {
+          // column rules apply: each row is read into its columns and masked like a DataRow
+          if (rec !== undefined) rec.rows += 1;
+          if (copy.plan === undefined) throw new SidecarError('NotPermitted', 'COPY rows arrived but their columns could not be described; the session ends rather than pass them unmasked');
+          const m = maskCopyRow(copy.format, text, copy.plan);
+          if (m === undefined) throw new SidecarError('NotPermitted', 'a COPY row does not have the layout of its columns; the session ends rather than pass it unmasked');
+          if (m.row === undefined) return undefined;
+          if (rec !== undefined) {
+            rec.masked += m.masked;
+            for (const rule of m.rules) (rec.rules ??= new Set()).add(rule);
+          }
+          this.#counts.masked += m.masked;
+          return frontendMessage('d', Buffer.from(m.row, 'utf8'));
+        }
+        if (copy !== undefined) copy.headerSeen = true;
+        const r = masker.maskText(text);
         if (rec !== undefined) rec.rows += 1;
         if (r.masked === 0) return undefined;
         if (rec !== undefined) rec.masked += r.masked;
@@ -865,15 +1052,79 @@ export class PgSession {
       }
       case 0x4e /* N NoticeResponse */:
         return this.#maskNotice('N', buf, start, end);
-      case 0x4b /* K BackendKeyData */:
       case 0x53 /* S ParameterStatus */:
+        return this.#onParameterStatus(buf, start, end);
       case 0x41 /* A NotificationResponse */:
+        return this.#maskNotification(buf, start, end);
+      case 0x4b /* K BackendKeyData */:
       case 0x63 /* c CopyDone */:
       case 0x76 /* v NegotiateProtocolVersion */:
         return undefined;
       default:
         throw new ProtocolError(`upstream sent an unexpected "${String.fromCharCode(type)}" message`);
     }
+  }
+
+  /** The answers to a COPY's column description: swallowed; the RowDescription gives the rows' plan. */
+  #onProbe(e: Extract<Expect, { k: 'probe' }>, type: number, buf: Buffer, start: number, end: number): typeof DROP | Promise<void> | undefined {
+    switch (type) {
+      case 0x54 /* T RowDescription */: {
+        const bundle = this.#deps.bundle;
+        if (bundle === undefined) return DROP;
+        const fields = fieldsOf(buf, start, end);
+        const catalog = this.#deps.catalog;
+        const tables = [...new Set(fields.filter((f) => f.tableID !== 0).map((f) => f.tableID))];
+        if (tables.length > 0 && !catalog.has(tables)) return catalog.load(tables);
+        e.copy.plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c));
+        return DROP;
+      }
+      case 0x45 /* E ErrorResponse */: {
+        // the COPY's own query will fail the same way; its rows, if any, are refused (no plan)
+        const severity = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x53)?.[1];
+        return severity === 'FATAL' || severity === 'PANIC' ? undefined : DROP;
+      }
+      case 0x5a /* Z ReadyForQuery */:
+        this.#pop();
+        if (this.#awaitingReady > 0) this.#awaitingReady -= 1;
+        return DROP;
+      default:
+        return DROP;
+    }
+  }
+
+  /**
+   * A setting's value reported by the server. A pinned lexing setting that changed (a function
+   * calling set_config, anything the policy could not see) ends the session: the statements
+   * after it could be read differently by the server. Values are masked (application_name can
+   * be set by a statement).
+   */
+  #onParameterStatus(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const [name, value] = twoStrings(buf, start + 5, end, 'ParameterStatus');
+    const violation = pinnedViolation(name, value);
+    if (violation !== undefined) throw new SidecarError('NotPermitted', violation);
+    if (PINNED[name] !== undefined) this.#pinnedSeen.add(name);
+    const masked = this.#maskText(value);
+    if (masked === undefined) return undefined;
+    return frontendMessage('S', Buffer.from(`${name}\0${masked}\0`, 'utf8'));
+  }
+
+  /** A NOTIFY's channel and payload, masked like results. */
+  #maskNotification(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const [channel, payload] = twoStrings(buf, start + 9, end, 'NotificationResponse');
+    const c = this.#maskText(channel);
+    const p = this.#maskText(payload);
+    if (c === undefined && p === undefined) return undefined;
+    return frontendMessage('A', Buffer.concat([buf.subarray(start + 5, start + 9), Buffer.from(`${c ?? channel}\0${p ?? payload}\0`, 'utf8')]));
+  }
+
+  /** `text` masked, or undefined when nothing in it is masked. */
+  #maskText(text: string): string | undefined {
+    const masker = this.#deps.bundle?.masker;
+    if (masker === undefined || !this.#masking) return undefined;
+    const r = masker.maskText(text);
+    if (r.masked === 0) return undefined;
+    this.#counts.masked += r.masked;
+    return r.text;
   }
 
   /** The columns of a RowDescription, parsed once per distinct description. */
@@ -932,7 +1183,6 @@ export class PgSession {
     const severity = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x53)?.[1];
     if (severity === 'FATAL' || severity === 'PANIC') this.#fatalSeen = true;
     if (e === undefined) return this.#maskNotice('E', buf, start, end);
-    this.#copyIn = false;
     this.#copyOut = false;
     if (e.k === 'query') {
       replaced = e.refusal;
@@ -973,8 +1223,9 @@ export class PgSession {
     const f = readNoticeFields(buf.subarray(start, end));
     const changed = { count: 0 };
     const fields = f.fields.map(([c, v]): readonly [number, string] => {
-      // M message, D detail, H hint, W where, q internal query
-      if (c !== 0x4d && c !== 0x44 && c !== 0x48 && c !== 0x57 && c !== 0x71) return [c, v];
+      // every field but the severity (S, V) and the SQLSTATE (C): message, detail, hint, where,
+      // internal query, schema/table/column/type/constraint names, file, routine, …
+      if (c === 0x53 || c === 0x56 || c === 0x43) return [c, v];
       const r = masker.maskText(v);
       if (r.masked === 0) return [c, v];
       changed.count += 1;
@@ -1097,6 +1348,28 @@ function writeAll(socket: Socket | TLSSocket, out: Buffer[]): boolean {
   }
   out.length = 0;
   return ok;
+}
+
+/** The two C strings of a backend message body from `from` (ParameterStatus, NotificationResponse). */
+function twoStrings(buf: Buffer, from: number, end: number, what: string): [string, string] {
+  const firstEnd = buf.indexOf(0, from);
+  const secondEnd = firstEnd < 0 ? -1 : buf.indexOf(0, firstEnd + 1);
+  if (firstEnd < 0 || secondEnd < 0 || secondEnd >= end) throw new ProtocolError(`upstream sent a malformed ${what}`);
+  return [buf.toString('utf8', from, firstEnd), buf.toString('utf8', firstEnd + 1, secondEnd)];
+}
+
+/**
+ * True when a statement text reads alike whatever the lexing settings: only ASCII (in every
+ * client encoding PostgreSQL supports, a byte below 0x80 that is not inside a multi-byte
+ * character is that ASCII character, and only bytes from 0x80 start one) and no backslash (the
+ * only character standard_conforming_strings and backslash_quote give another meaning).
+ */
+export function readsAlike(sql: string): boolean {
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (c >= 0x80 || c === 0x5c) return false;
+  }
+  return true;
 }
 
 function quoteIdent(name: string): string {
