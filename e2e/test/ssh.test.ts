@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import ssh2, { type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { recordingText } from '@airlock/sidecar';
 import { freePort } from '../src/postgres.ts';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
-import { sshClient, startSshd, type Sshd } from '../src/sshd.ts';
+import { SSH_CLIENT_OPTIONS, sshClient, startSshd, type Sshd } from '../src/sshd.ts';
 
 const CARD = '4111111111111111';
 
@@ -241,6 +242,110 @@ test('recordings verify; an edited or truncated log or cast is detected', async 
   writeFileSync(path, log.split('\n').slice(0, -2).join('\n') + '\n');
   assert.equal(airlock(['sessions', 'verify', path]).code, 1);
   writeFileSync(path, log);
+});
+
+/** The OpenSSH client, with stdout as bytes. */
+function sshBytes(port: number, command: string): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', ['-p', String(port), ...SSH_CLIENT_OPTIONS, 'agent@127.0.0.1', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+test('binary output: refused by default with a message on stderr, never altered; with binaryOutput Pass, byte for byte', async () => {
+  const data = randomBytes(6 * 1024 * 1024);
+  const file = join(sshd.dir, 'random.bin');
+  writeFileSync(file, data);
+  const refused = await sshBytes(sidecar.port, `cat ${file}`);
+  assert.equal(refused.code, 126);
+  assert.match(refused.stderr, /airlock: the command's output is not text \((a NUL byte at byte \d+|bytes that are not UTF-8 text from byte \d+ on)\); binary output cannot be masked, so the command was stopped \(spec\.ssh\.binaryOutput is Refuse\)/);
+  assert.ok(data.subarray(0, refused.stdout.length).equals(refused.stdout), 'what was relayed is the file as it is');
+  const path = await lastRecording();
+  assert.equal(records(path).find((x) => x['type'] === 'exit')?.['refused'], 'NotPermitted');
+  assert.equal(airlock(['sessions', 'verify', path]).code, 0);
+  // text with a NUL byte is binary too
+  const nul = await sshBytes(sidecar.port, `printf 'a\\000b\\n'`);
+  assert.equal(nul.code, 126);
+  assert.match(nul.stderr, /a NUL byte at byte 1/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-ssh-rec-'));
+  const m = manifestDir(connectionManifests(sshd, 'binary', { hostKeyFingerprints: [sshd.hostKeyFingerprint], binaryOutput: 'Pass' }));
+  const sc = await startSidecar({ manifests: [m], connection: 'binary', recordingsDir: dir, stateDir });
+  try {
+    const passed = await sshBytes(sc.port, `cat ${file}`);
+    assert.equal(passed.code, 0, passed.stderr);
+    assert.equal(passed.stdout.length, data.length);
+    assert.equal(createHash('sha256').update(passed.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
+    // text is still masked until the first binary byte
+    const mixed = await sshBytes(sc.port, `printf 'card ${CARD}\n'; head -c 100000 ${file}`);
+    assert.equal(mixed.code, 0, mixed.stderr);
+    assert.ok(mixed.stdout.subarray(0, 16).equals(Buffer.from('card [REDACTED]\n')));
+    assert.ok(mixed.stdout.subarray(16).equals(data.subarray(0, 100000)));
+    const rec = await lastRecording(dir, 'binary');
+    assert.equal(airlock(['sessions', 'verify', rec]).code, 0);
+  } finally {
+    await sc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(m, { recursive: true, force: true });
+    rmSync(file, { force: true });
+  }
+});
+
+test('a 1 MB single-line output arrives whole, its secrets masked', async () => {
+  const words: string[] = [];
+  for (let i = 0, n = 0; n < 1024 * 1024; i++) {
+    const w = i % 1000 === 999 ? CARD : `w${i}`;
+    words.push(w);
+    n += w.length + 1;
+  }
+  const line = words.join(' ');
+  const file = join(sshd.dir, 'one-line.txt');
+  writeFileSync(file, `${line}\n`);
+  try {
+    const r = await sshBytes(sidecar.port, `cat ${file}`);
+    assert.equal(r.code, 0, r.stderr);
+    const want = `${line.replaceAll(CARD, '[REDACTED]')}\n`;
+    assert.equal(r.stdout.length, Buffer.byteLength(want));
+    assert.ok(r.stdout.equals(Buffer.from(want)), 'the masked line, whole');
+    assert.ok(!r.stdout.includes('4111111'));
+    const path = await lastRecording();
+    assert.equal(records(path).find((x) => x['type'] === 'exit')?.['masked'], words.filter((w) => w === CARD).length);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
+test('sessions verify on a cast verifies it through its session log, or names the log to verify', async () => {
+  const r = await sshClient(sidecar.port, ['printf "cast me\\n"']);
+  assert.equal(r.code, 0, r.stderr);
+  const path = await lastRecording();
+  const cast = path.replace(/\.jsonl$/, '.0.cast');
+  const ok = airlock(['sessions', 'verify', cast]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /is a terminal cast: verifying its session log .*\.jsonl and every cast it names/);
+  assert.match(ok.stdout, /intact, \d+ records, chain head sha256:/);
+  const original = readFileSync(cast);
+  writeFileSync(cast, original.toString('utf8').replace('cast me', 'cast ME'));
+  const edited = airlock(['sessions', 'verify', cast]);
+  assert.equal(edited.code, 1);
+  assert.match(edited.stderr, /edited/);
+  writeFileSync(cast, original);
+  // a cast without its log: the message says which log verifies it
+  const alone = join(mkdtempSync(join(tmpdir(), 'airlock-cast-')), '20261204T000000Z-abcdef01.3.cast');
+  writeFileSync(alone, original);
+  const lost = airlock(['sessions', 'verify', alone]);
+  assert.equal(lost.code, 2);
+  assert.match(lost.stderr, /is a terminal cast: it is verified through the session log that holds its checkpoints \(.*20261204T000000Z-abcdef01\.jsonl\), which is not there; verify that log/);
+  assert.doesNotMatch(lost.stderr, /sequence number/);
 });
 
 function ssh2Connect(port: number): Promise<ssh2.Client> {

@@ -421,10 +421,12 @@ test('stream: a private key block is held back until its END line', () => {
   assert.equal(s.end(), '');
 });
 
-test('stream: overlong lines and key blocks are suppressed, nothing leaks, masking resumes', () => {
+test('stream: overlong lines are emitted in parts as maskText masks them; overlong key blocks are suppressed', () => {
   const m = everything();
   const long = `${'x'.repeat(100)} AKIAIOSFODNN7EXAMPLE ${'y'.repeat(100)}`;
-  assert.equal(streamed(m, [long, '\nnext a@b.io\n'], 64), `${REDACTED}\nnext ${REDACTED}\n`);
+  assert.equal(streamed(m, [long, '\nnext a@b.io\n'], 64), `${'x'.repeat(100)} ${REDACTED} ${'y'.repeat(100)}\nnext ${REDACTED}\n`);
+  const s = m.stream({ maxHeld: 64 });
+  assert.notEqual(s.push(long), '', 'a long line is not held whole');
   const body = Array.from({ length: 20 }, () => 'MIIEowIBAAKCAQEA7bq4q0Zt9Lw').join('\n');
   const text = `ok\n-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY----- tail\nlast AKIAIOSFODNN7EXAMPLE\n`;
   for (const size of [1, 7, 100]) {

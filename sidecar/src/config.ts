@@ -24,7 +24,16 @@ export interface UpstreamConfig {
   readonly database: string | undefined;
   readonly tls: { readonly mode: TlsMode; readonly ca?: string; readonly serverName?: string };
   readonly credentials: Credentials;
-  readonly ssh: { readonly hostKeyFingerprints: readonly string[]; readonly allowShell: boolean; readonly allowSftp: boolean; readonly allowPortForwarding: boolean } | undefined;
+  readonly ssh:
+    | {
+        readonly hostKeyFingerprints: readonly string[];
+        readonly allowShell: boolean;
+        readonly allowSftp: boolean;
+        readonly allowPortForwarding: boolean;
+        /** spec.ssh.binaryOutput (default Refuse) */
+        readonly binaryOutput?: 'Refuse' | 'Pass';
+      }
+    | undefined;
   readonly listenPort: number;
   readonly failurePolicy: 'Closed' | 'Open';
 }
@@ -90,6 +99,7 @@ export function resolveUpstream(manifests: readonly Manifest[], connection: stri
             allowShell: spec.ssh.allowShell ?? false,
             allowSftp: spec.ssh.allowSftp ?? false,
             allowPortForwarding: spec.ssh.allowPortForwarding ?? false,
+            binaryOutput: spec.ssh.binaryOutput ?? 'Refuse',
           },
     listenPort: spec.listenPort ?? (spec.protocol === 'postgres' ? 15432 : 2222),
     failurePolicy: spec.recording?.failurePolicy ?? 'Closed',

@@ -182,6 +182,10 @@ export interface AgentConnection {
        * Allow local and remote port forwarding, agent forwarding and X11. Off by default: forwarding would bypass the policy.
        */
       allowPortForwarding?: boolean;
+      /**
+       * What happens when a command's output is not text (a NUL byte, or bytes that are not valid UTF-8), which masking cannot read. Refuse (default): the command is stopped, and the agent gets a message on stderr and exit status 126; output already relayed stays as it was sent, never altered. Pass: from the first such byte on, the output is relayed and recorded byte for byte, unmasked (choose it only where binary output, e.g. `tar` or `gzip` to stdout, is wanted and holds no secrets).
+       */
+      binaryOutput?: "Refuse" | "Pass";
     };
     /**
      * Which agent pods receive this connection. A pod qualifies when it matches podSelector and, if serviceAccounts is set, runs as one of them.

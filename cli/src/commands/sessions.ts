@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { recordingText, verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
@@ -18,6 +18,24 @@ verify  checks a recording's hash chain: exits 0 when intact, 1 naming the first
 show    prints the recording as a readable timeline (after checking it; a broken chain is
         reported at the end and exits 1).
 `;
+
+/**
+ * The session log to read for `path`. A terminal cast (`<session>.<channel>.cast`) is verified
+ * through the log that holds its checkpoints (`<session>.jsonl`, next to it): that log is
+ * returned, with a note saying so; without it, an error names the log to verify.
+ */
+async function recordingPath(path: string, io: CliIO): Promise<string> {
+  const cast = /^(.*)\.[^./]+\.cast$/s.exec(path) ?? /^(.*)\.cast$/s.exec(path);
+  if (cast === null) return path;
+  const log = `${cast[1] ?? ''}.jsonl`;
+  try {
+    await access(log);
+  } catch {
+    throw new CliError('InvalidArgument', `${path} is a terminal cast: it is verified through the session log that holds its checkpoints (${log}), which is not there; verify that log`);
+  }
+  io.stderr.write(`${path} is a terminal cast: verifying its session log ${log} and every cast it names\n`);
+  return log;
+}
 
 async function readRecording(path: string | undefined): Promise<string> {
   if (path === undefined) throw new CliError('MissingArgument', 'a recording file is required');
@@ -130,8 +148,13 @@ export async function sessionsCommand(args: readonly string[], io: CliIO): Promi
     return 0;
   }
   if (positionals.length > 1) throw new CliError('InvalidArgument', `one recording at a time (got ${positionals.length})`);
-  const path = positionals[0];
+  const given = positionals[0];
+  const path = given === undefined ? undefined : await recordingPath(given, io);
   const text = await readRecording(path);
+  if (given !== undefined && path !== given && !castCheckpoints(text).has(basename(given))) {
+    io.stderr.write(`${given}: ${path ?? ''} holds no checkpoint of this cast\n`);
+    return 1;
+  }
   const result = verifyRecording(text, {
     ...(values.head !== undefined ? { expectedHead: values.head } : {}),
     endTypes: values['allow-open'] === true ? [] : ['session_end'],

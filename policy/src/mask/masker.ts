@@ -170,6 +170,9 @@ function releaseScratch(): void {
   if (pairs.pairs.length > 4096) pairs.pairs.length = 4096;
 }
 
+/** Characters after which the streaming masker prefers to cut a long line. */
+const BOUNDARY = /[\s"'<>,;(){}[\]]/;
+
 const byPosition = (a: Hit, b: Hit): number => a.start - b.start || b.end - a.end;
 
 /** Sorts hits[0, hitCount) by start (longest first). Never reads outside the array (slow in V8). */
@@ -613,6 +616,59 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return { text: out, masked: renderedCount };
   }
 
+  /**
+   * Masks text[from, cut) of a line seen only in part (the streaming masker's long lines):
+   * `text[0, from)` is context already emitted, `cut <= upTo` is chosen where no masked span
+   * is cut, after a blank or a delimiter when one is near. Spans reaching into the context are
+   * clipped to it (masked anyway); spans from `cut` on are left for the next window.
+   */
+  function maskWindow(text: string, from: number, upTo: number): { readonly text: string; readonly masked: number; readonly cut: number } {
+    hitCount = 0;
+    findSpans(text, globalPlan.finders, true);
+    sortHits();
+    // Keep the spans that reach past `from`, clipped to it; find the merged spans around upTo.
+    let kept = 0;
+    let cut = upTo;
+    let unionStart = -1;
+    let unionEnd = -1;
+    for (let i = 0; i < hitCount; i++) {
+      const h = hits[i];
+      if (h === undefined || h.end <= from) continue;
+      if (h.start < from) h.start = from;
+      hits[i] = hits[kept] ?? h;
+      hits[kept++] = h;
+      if (h.start >= unionEnd) unionStart = h.start;
+      unionEnd = Math.max(unionEnd, h.end);
+      if (unionStart < cut && cut < unionEnd) cut = unionStart;
+    }
+    // Prefer to cut after a blank or delimiter (context a detector may need never spans one).
+    const floor = upTo >= text.length ? cut : Math.max(from + 1, cut - 4096);
+    for (let i = cut; i > floor; i--) {
+      if (!BOUNDARY.test(text.charAt(i - 1))) continue;
+      if (!insideHit(i, kept)) cut = i;
+      break;
+    }
+    if (cut <= from) {
+      hitCount = 0;
+      return { text: '', masked: 0, cut: from };
+    }
+    // The kept spans are sorted by start: those before the cut are a prefix of them.
+    let n = 0;
+    while (n < kept && (hits[n]?.start ?? cut) < cut) n++;
+    hitCount = n;
+    if (n === 0) return { text: text.slice(from, cut), masked: 0, cut };
+    const out = render(text.slice(0, cut));
+    return { text: out.slice(from), masked: renderedCount, cut };
+  }
+
+  function insideHit(at: number, count: number): boolean {
+    for (let i = 0; i < count; i++) {
+      const h = hits[i];
+      if (h !== undefined && h.start < at && at < h.end) return true;
+    }
+    return false;
+  }
+
   function maskWith(plan: Plan, value: string): MaskResult {
     hitCount = 0;
     for (const rule of plan.whole) addHit(0, value.length, rule);
@@ -636,7 +692,7 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     },
     maskText,
     stream(options) {
-      return createStreamMasker(maskText, REDACTED, options);
+      return createStreamMasker(maskText, REDACTED, options, maskWindow);
     },
   };
 }

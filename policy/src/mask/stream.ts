@@ -5,11 +5,14 @@
  * `private_key`, is handled by holding a line back while a `-----BEGIN ... PRIVATE KEY-----`
  * above it has no END line yet.
  *
- * Held text is bounded (`maxHeld`, 64 KiB by default). When a line, or an unterminated private
- * key block, outgrows it, the stream decides conservatively: everything held is replaced by
- * one redact marker, and output stays suppressed until the end of that line, or of that key
- * block (its END line) when one is open; masking resumes after the next newline. Nothing is
- * leaked, but the output then differs from `maskText` (the marker replaces the whole line).
+ * A line longer than `maxHeld` (64 KiB by default) is not held whole: the masker looks at the
+ * held text and emits it up to a point no masked span crosses, at least `maxHeld / 2`
+ * characters before the end of what it holds (preferably after a blank or a delimiter), and
+ * keeps the rest; the last 1 KiB emitted stays as context for the next look (a span that
+ * reaches into it is masked from the cut on). So only what a match could still span is held
+ * back, and the output is `maskText`'s for every match shorter than `maxHeld / 2`. A single
+ * masked span longer than that, or a private key block that outgrows `maxHeld`, is replaced by
+ * one redact marker through the end of its line (or the key block's END line): nothing leaks.
  * Text without a trailing newline (a shell prompt) is held until a newline arrives or `end()`.
  */
 import { scanPrivateKeys, spanBuffer } from './detectors.ts';
@@ -24,13 +27,22 @@ export interface StreamMasker {
 }
 
 export interface StreamOptions {
-  /** most characters held back before the stream suppresses instead (default 64 KiB) */
+  /** characters a line may hold before it is emitted in parts (default 64 KiB, at least 160) */
   readonly maxHeld?: number;
 }
 
 export const DEFAULT_MAX_HELD = 64 * 1024;
 
 type TextMask = (text: string) => { readonly text: string; readonly masked: number };
+
+/**
+ * Masks `text[from, cut)` for some `cut <= upTo` that no masked span crosses (`text[0, from)` is
+ * context already emitted); `cut === from` when no such point exists.
+ */
+export type WindowMask = (text: string, from: number, upTo: number) => { readonly text: string; readonly masked: number; readonly cut: number };
+
+/** Context kept before the held part of a long line (a detector's left context, e.g. `scheme://user:`). */
+const CONTEXT = 1024;
 
 /** Longest BEGIN marker: "-----BEGIN " + a 64-character label + "-----". */
 const BEGIN_CARRY = 80;
@@ -42,10 +54,13 @@ interface Skipping {
   endMarker: string | null;
 }
 
-export function createStreamMasker(mask: TextMask, marker: string, options: StreamOptions = {}): StreamMasker {
-  const maxHeld = Math.max(1, options.maxHeld ?? DEFAULT_MAX_HELD);
-  /** not yet emitted text; it starts at the start of a line */
+export function createStreamMasker(mask: TextMask, marker: string, options: StreamOptions = {}, window?: WindowMask): StreamMasker {
+  // A long line keeps at least a BEGIN marker's length held: the limit is at least twice that.
+  const maxHeld = Math.max(2 * BEGIN_CARRY, options.maxHeld ?? DEFAULT_MAX_HELD);
+  /** not yet emitted text; it starts at the start of a line, or after `context` */
   let held = '';
+  /** the end of the emitted part of a long line whose rest is held: context for its next look */
+  let context = '';
   /** a private key block open in `held`: the END marker and where to look for it */
   let open: { readonly endMarker: string; readonly searchFrom: number } | null = null;
   let skip: Skipping | null = null;
@@ -54,10 +69,35 @@ export function createStreamMasker(mask: TextMask, marker: string, options: Stre
 
   const emit = (text: string): string => {
     if (text === '') return '';
+    if (context !== '' && window !== undefined) {
+      // the rest of a long line (and what follows): masked with the line's context
+      const whole = context + text;
+      context = '';
+      const r = window(whole, whole.length - text.length, whole.length);
+      masked += r.masked;
+      return r.text;
+    }
     const r = mask(text);
     masked += r.masked;
     return r.text;
   };
+
+  /** Emits the part of a long held line that no masked span crosses; false when none can go. */
+  function emitLong(): string | undefined {
+    if (window === undefined || open !== null) return undefined;
+    const whole = context + held;
+    const from = context.length;
+    // Hold back what a match could span, and a private key's BEGIN marker with all after it.
+    const begin = whole.indexOf('-----BEGIN', from);
+    const upTo = Math.min(whole.length - Math.max(Math.floor(maxHeld / 2), BEGIN_CARRY), begin < 0 ? Infinity : begin);
+    if (upTo <= from) return undefined;
+    const r = window(whole, from, upTo);
+    if (r.cut <= from) return undefined;
+    masked += r.masked;
+    context = whole.slice(Math.max(0, r.cut - CONTEXT), r.cut);
+    held = whole.slice(r.cut);
+    return r.text;
+  }
 
   /** Emits the complete lines of `held` that precede any open private key block. */
   function drain(): string {
@@ -129,9 +169,15 @@ export function createStreamMasker(mask: TextMask, marker: string, options: Stre
         input = '';
         if (newline || open !== null) out += drain();
         if (held.length > maxHeld) {
+          const part = emitLong();
+          if (part !== undefined) {
+            out += part;
+            continue;
+          }
           // Cannot be cut: one marker for all of it, then skip to a safe point.
           input = held;
           held = '';
+          context = '';
           open = null;
           skip = { carry: '', endMarker: null };
           masked++;
@@ -143,6 +189,7 @@ export function createStreamMasker(mask: TextMask, marker: string, options: Stre
     end() {
       const out = skip === null ? emit(held) : '';
       held = '';
+      context = '';
       open = null;
       skip = null;
       return out;

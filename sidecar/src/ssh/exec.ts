@@ -100,6 +100,7 @@ export async function runExec(ctx: SessionContext, st: ChannelState, agent: Serv
       upstream,
       cast,
       masker: () => bundle?.masker.stream(),
+      binaryOutput: ctx.options.upstream.ssh?.binaryOutput ?? 'Refuse',
       onDone: (exit, masked, error) => {
         if (error !== undefined) {
           refuseChannel(ctx, agent, st.id, error, cast);

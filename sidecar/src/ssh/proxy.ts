@@ -1,10 +1,11 @@
 /**
  * The SSH proxy: an ssh2 server on loopback for the agent, one session (session.ts) per
- * connection. Its host key is generated at start (the agent connects to 127.0.0.1 inside its
+ * connection. The policy's bash parser is loaded before it listens. Its host key is generated at start (the agent connects to 127.0.0.1 inside its
  * own pod; pinning it would protect nothing).
  */
 import { createServer } from 'node:net';
 import ssh2 from 'ssh2';
+import { loadShellParser } from '@airlock/policy';
 import type { ProxyOptions, RunningProxy } from '../proxy.ts';
 import { CIPHERS } from './algorithms.ts';
 import { startSession, type SessionHandle } from './session.ts';
@@ -25,7 +26,9 @@ export function agentHostKey(): string {
   throw new Error('could not generate a usable ed25519 host key');
 }
 
-export function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
+export async function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
+  // The bash grammar (WASM) is compiled before the first command, not while an agent waits.
+  await loadShellParser();
   const hostKey = agentHostKey();
   const sessions = new Set<SessionHandle>();
   const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { cipher: [...CIPHERS] }, ident: 'airlock' }, (conn, info) => {

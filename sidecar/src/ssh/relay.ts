@@ -7,7 +7,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { StreamMasker } from '@airlock/policy';
-import { MaskedOutput } from './output.ts';
+import { MaskedOutput, type BinaryOutput } from './output.ts';
 import type { ChannelCast } from './recorder.ts';
 
 export interface ExitInfo {
@@ -22,6 +22,8 @@ export interface RelayOptions {
   readonly upstream: ClientChannel;
   readonly cast: ChannelCast | undefined;
   readonly masker: () => StreamMasker | undefined;
+  /** spec.ssh.binaryOutput: what happens to output that is not text (default Refuse) */
+  readonly binaryOutput?: BinaryOutput;
   /** called once, after the agent got everything; `error` when recording failed mid-stream */
   readonly onDone: (exit: ExitInfo | undefined, masked: number, error?: unknown) => void;
 }
@@ -35,9 +37,11 @@ export interface Relay {
 
 function pump(src: Readable, dst: Writable, out: MaskedOutput, cast: ChannelCast | undefined, fail: (err: unknown) => void): void {
   src.on('data', (chunk: Buffer) => {
-    const text = out.push(chunk);
-    if (text === '') return;
+    let text: string;
     try {
+      // binary output under binaryOutput: Refuse throws here, before anything of it is sent
+      text = out.push(chunk);
+      if (text === '') return;
       cast?.output(text);
     } catch (err) {
       fail(err);
@@ -52,8 +56,8 @@ function pump(src: Readable, dst: Writable, out: MaskedOutput, cast: ChannelCast
 
 export function relayOutput(o: RelayOptions): Relay {
   const { agent, upstream, cast } = o;
-  const stdout = new MaskedOutput(o.masker());
-  const stderr = new MaskedOutput(o.masker());
+  const stdout = new MaskedOutput(o.masker(), o.binaryOutput);
+  const stderr = new MaskedOutput(o.masker(), o.binaryOutput);
   let exit: ExitInfo | undefined;
   let ends = 0;
   let done = false;

@@ -46,6 +46,7 @@ export async function runShell(ctx: SessionContext, st: ChannelState, agent: Ser
       upstream,
       cast,
       masker: () => bundle.masker.stream(),
+      binaryOutput: ctx.options.upstream.ssh?.binaryOutput ?? 'Refuse',
       onDone: (exit, masked, error) => {
         if (error !== undefined) {
           refuseChannel(ctx, agent, st.id, error, castRef, true);
