@@ -82,6 +82,25 @@ test('binaryOutput Pass: any bytes arrive byte for byte once binary; text before
   assert.ok(rest.equals(Buffer.concat([Buffer.from('partial [REDACTED] '), Buffer.from([0xff, 0x00, 0x41])])));
 });
 
+test('binaryOutput Pass: text that shares a chunk with the first binary byte is still masked, whatever the chunking', () => {
+  const text = 'card 4111 1111 1111 1111\nmail bob@example.com\n';
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.array(fc.nat(), { maxLength: 4 }), (bytes, cuts) => {
+      const binary = Buffer.concat([Buffer.of(0xff), Buffer.from(bytes)]);
+      const data = Buffer.concat([Buffer.from(text), binary]);
+      const got = relay(new MaskedOutput(masker.stream(), 'Pass'), data, cuts);
+      const head = Buffer.from(masker.maskText(text).text);
+      assert.ok(got.subarray(0, head.length).equals(head), got.subarray(0, head.length).toString());
+      assert.ok(got.subarray(head.length).equals(binary));
+    }),
+    { numRuns: 500 },
+  );
+  // one chunk: the text and a NUL
+  const out = new MaskedOutput(masker.stream(), 'Pass');
+  const got = out.encode(out.push(Buffer.from('mail bob@example.com\n\0x')));
+  assert.ok(got.equals(Buffer.from('mail [REDACTED]\n\0x')));
+});
+
 test('several MB of random bytes under Pass come back identical', () => {
   const data = Buffer.alloc(4 * 1024 * 1024);
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;

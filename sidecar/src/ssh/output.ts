@@ -17,6 +17,12 @@ import { OutputDecoder, encodeOutput } from './codec.ts';
 
 export type BinaryOutput = 'Refuse' | 'Pass';
 
+/** Index of the first character that is not text (NUL, or an escaped byte), or the length. */
+function firstBinary(text: string): number {
+  const m = /[\0\uDC80-\uDCFF]/u.exec(text);
+  return m === null ? text.length : m.index;
+}
+
 export class MaskedOutput {
   readonly #masker: StreamMasker | undefined;
   readonly #binary: BinaryOutput;
@@ -76,10 +82,13 @@ export class MaskedOutput {
           'Encode it as text on the server (e.g. `| base64`), or ask for binaryOutput: Pass on this connection.',
       );
     }
-    // What the masker holds (masked), then this chunk, as bytes; Latin-1 from here on.
-    const held = this.#masker?.end() ?? '';
+    // The chunk's text up to its first binary character still goes through the masker, then
+    // what the masker holds is flushed (masked); the rest of the chunk follows as bytes, and
+    // everything after it passes as Latin-1.
+    const cut = firstBinary(text);
+    const masked = this.#masker === undefined ? text.slice(0, cut) : this.#masker.push(text.slice(0, cut)) + this.#masker.end();
     const carried = this.#decoder.end(); // an incomplete character at the chunk's end
-    const bytes = encodeOutput(held + text + carried, this.#decoder.escaped);
+    const bytes = Buffer.concat([Buffer.from(masked, 'utf8'), encodeOutput(text.slice(cut) + carried, true)]);
     this.#raw = true;
     return bytes.toString('latin1');
   }
