@@ -5,3 +5,4 @@ export type { Schema, ValidationRule } from './schema/props.ts';
 export { airlockValidators, formatFieldError, releaseValidators, type FieldError, type Validator } from './validate.ts';
 export { parseManifests, formatManifestError, type Manifest, type ManifestError, type ParsedManifests } from './manifests.ts';
 export type * from './generated/types.ts';
+export * from './cluster.ts';
