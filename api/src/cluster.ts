@@ -178,3 +178,32 @@ export interface SessionReport {
   readonly counts: { readonly statements: number; readonly rows: number; readonly maskedValues: number; readonly blocked: number; readonly approvals: number };
   readonly recording: { readonly claimName?: string; readonly path: string; readonly chainHead?: string; readonly records: number };
 }
+
+// ── names of Airlock's own objects (in Airlock's namespace, e.g. airlock-system) ─────────
+
+export const OBJECT_NAMES = {
+  /** Service of the operator: the control API on port 8443 */
+  controlService: 'airlock-operator',
+  controlPort: 8443,
+  /** Service of the webhook: port 443 → container 9443 */
+  webhookService: 'airlock-webhook',
+  webhookPort: 443,
+  /** CA (ca.crt, ca.key) that signs both serving certificates; managed by the operator's leader */
+  caSecret: 'airlock-ca',
+  /** kubernetes.io/tls Secrets (tls.crt, tls.key, ca.crt) issued from the CA, rotated before expiry */
+  webhookTlsSecret: 'airlock-webhook-tls',
+  controlTlsSecret: 'airlock-control-tls',
+  /** the webhook configurations whose caBundle the operator keeps in sync */
+  mutatingWebhookConfiguration: 'airlock-inject',
+  validatingWebhookConfiguration: 'airlock-validate',
+} as const;
+
+/** HTTP paths the webhook serves (AdmissionReview v1) */
+export const WEBHOOK_PATHS = {
+  injectPods: '/mutate/pods',
+  approvalDecisions: '/mutate/approvalrequests',
+  validatePolicies: '/validate/policies',
+} as const;
+
+/** the sidecar answers GET /healthz/ready on this port of the pod IP once every listener is up (startup/readiness probe) */
+export const SIDECAR_HEALTH_PORT = 15021;
