@@ -108,6 +108,24 @@ test('truncation is detected by the missing end record and by the anchored head'
   assert.match(verifyRecording('').error?.message ?? '', /empty/);
 });
 
+test('an AgentSession anchor: a live session\'s lags behind, an ended session\'s is the last record', () => {
+  const { text } = recording();
+  const l = lines(text);
+  const at = (n: number): string => (JSON.parse(l[n - 1] ?? '{}') as { hash: string }).hash;
+  const n = l.length;
+  // live: anchored at record 3, the recording went on
+  assert.equal(verifyRecording(text, { anchor: { head: at(3), records: 3, final: false } }).ok, true);
+  // ended: anchored at the last record
+  assert.equal(verifyRecording(text, { anchor: { head: at(n), records: n, final: true } }).ok, true);
+  // truncated below the anchor
+  assert.match(verifyRecording(l.slice(0, 2).join('\n'), { anchor: { head: at(3), records: 3, final: false } }).error?.message ?? '', /truncated/);
+  // records appended after an ended session's anchor
+  assert.match(verifyRecording(text, { anchor: { head: at(n - 1), records: n - 1, final: true } }).error?.message ?? '', /follow the anchored end/);
+  // a recording replaced by another valid chain does not reach the anchored hash
+  const other = recording().text;
+  assert.match(verifyRecording(other, { anchor: { head: at(3), records: 3, final: false } }).error?.message ?? '', /not the anchored head/);
+});
+
 test('a forged record cannot claim Airlock\'s fields', () => {
   const s = seal({ type: 'x', seq: 99, prev: 'forged', hash: 'forged' }, 1, GENESIS);
   const rec = JSON.parse(s.line) as { seq: number; prev: string };

@@ -2,10 +2,13 @@ import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { recordingText, verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
+import { GROUP, VERSION, type AgentSession } from '@airlock/api';
+import { contextNamespace, kubeFromConfig, loadKubeConfig } from '@airlock/operator';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 
 export const SESSIONS_HELP = `Usage: airlock sessions verify <recording.jsonl> [--head sha256:...] [--allow-open]
+       airlock sessions verify <recording.jsonl> --session <name> [-n <namespace>] [--kubeconfig <file>]
        airlock sessions show <recording.jsonl>
 
 verify  checks a recording's hash chain: exits 0 when intact, 1 naming the first bad record on
@@ -15,6 +18,12 @@ verify  checks a recording's hash chain: exits 0 when intact, 1 naming the first
           --head <hash>   the chain head anchored outside the recording (AgentSession
                           status.recording.chainHead); a recording cut short no longer ends there
           --allow-open    accept a recording without its session_end record (a live session)
+          --session <name>  check against the anchor in the AgentSession <name> (status.recording:
+                          chainHead at record number 'records'), read from the cluster; a live
+                          session's anchor may lag behind its recording, an ended session's
+                          anchor is its last record, so records appended after it fail too
+          -n, --namespace <ns>  the AgentSession's namespace (default: the kubeconfig context's)
+          --kubeconfig <file>   kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)
 show    prints the recording as a readable timeline (after checking it; a broken chain is
         reported at the end and exits 1).
 `;
@@ -130,6 +139,25 @@ async function verifyCasts(path: string, text: string, closed: boolean): Promise
   return undefined;
 }
 
+/** The anchor an AgentSession holds: its chain head, the record it is at, and whether the session ended. */
+async function sessionAnchor(name: string, namespace: string | undefined, kubeconfig: string | undefined): Promise<{ head: string; records: number; final: boolean }> {
+  const config = loadKubeConfig(kubeconfig);
+  const ns = namespace ?? contextNamespace(config) ?? 'default';
+  let session: AgentSession;
+  try {
+    session = (await kubeFromConfig(config).customObjects.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'agentsessions', name })) as AgentSession;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 404) throw new CliError('SessionNotFound', `AgentSession "${name}" not found in namespace "${ns}"`);
+    throw new CliError('ClusterUnreachable', `cannot read AgentSession ${ns}/${name}: ${(err as Error).message}`);
+  }
+  const recording = session.status?.recording;
+  const head = recording?.chainHead;
+  const records = recording?.records;
+  if (head === undefined || records === undefined || records < 1) throw new CliError('NoAnchor', `AgentSession ${ns}/${name} has no anchored chain head yet (status.recording.chainHead and records): nothing to check against`);
+  return { head, records, final: session.status?.endTime !== undefined };
+}
+
 export async function sessionsCommand(args: readonly string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '-h' || sub === '--help') {
@@ -139,7 +167,14 @@ export async function sessionsCommand(args: readonly string[], io: CliIO): Promi
   if (sub !== 'verify' && sub !== 'show') throw new CliError('UnknownCommand', `unknown sessions command "${sub}"; use verify or show`);
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { head: { type: 'string' }, 'allow-open': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      head: { type: 'string' },
+      'allow-open': { type: 'boolean' },
+      session: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      kubeconfig: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -155,9 +190,13 @@ export async function sessionsCommand(args: readonly string[], io: CliIO): Promi
     io.stderr.write(`${given}: ${path ?? ''} holds no checkpoint of this cast\n`);
     return 1;
   }
+  if (values.session !== undefined && values.head !== undefined) throw new CliError('InvalidArgument', '--session and --head are alternatives: the session gives the head');
+  const anchor = values.session === undefined ? undefined : await sessionAnchor(values.session, values.namespace, values.kubeconfig);
+  const open = values['allow-open'] === true || (anchor !== undefined && !anchor.final);
   const result = verifyRecording(text, {
     ...(values.head !== undefined ? { expectedHead: values.head } : {}),
-    endTypes: values['allow-open'] === true ? [] : ['session_end'],
+    ...(anchor !== undefined ? { anchor } : {}),
+    endTypes: open ? [] : ['session_end'],
   });
   if (sub === 'show') {
     for (const line of text.split('\n')) {
@@ -173,11 +212,14 @@ export async function sessionsCommand(args: readonly string[], io: CliIO): Promi
     io.stderr.write(`${path ?? ''}: record ${result.error.line}: ${result.error.message}\n`);
     return 1;
   }
-  const castError = await verifyCasts(path ?? '', text, values['allow-open'] !== true);
+  const castError = await verifyCasts(path ?? '', text, !open);
   if (castError !== undefined) {
     io.stderr.write(`${castError}\n`);
     return 1;
   }
-  if (sub === 'verify') io.stdout.write(`${path ?? ''}: intact, ${result.records} records, chain head ${result.head}\n`);
+  if (sub === 'verify') {
+    const against = anchor === undefined ? '' : `; matches the anchor of AgentSession ${values.session ?? ''} (record ${anchor.records}${anchor.final ? ', the end of the session' : ', session still open'})`;
+    io.stdout.write(`${path ?? ''}: intact, ${result.records} records, chain head ${result.head}${against}\n`);
+  }
   return 0;
 }

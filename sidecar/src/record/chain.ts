@@ -65,6 +65,12 @@ export interface VerifyOptions {
   readonly expectedHead?: string;
   /** record types that close a recording; without one at the end the recording is truncated */
   readonly endTypes?: readonly string[];
+  /**
+   * The anchor reported to the AgentSession: record `records` must hash to `head`. A live
+   * session's anchor lags behind its recording (records after it are fine); an ended session's
+   * anchor is its last record (`final`), so nothing may follow it.
+   */
+  readonly anchor?: { readonly head: string; readonly records: number; readonly final: boolean };
 }
 
 /**
@@ -104,9 +110,20 @@ export function verifyRecording(raw: string, options: VerifyOptions = {}): Verif
     if (digest(prev, json) !== hash) return fail('hash does not match its content (the record was edited)');
     prev = hash;
     lastType = typeof rec['type'] === 'string' ? rec['type'] : '';
+    const anchor = options.anchor;
+    if (anchor !== undefined && anchor.records === i + 1 && anchor.head !== hash) {
+      return { ok: false, records: i + 1, head: prev, error: { line: i + 1, message: `record ${i + 1} is not the anchored head ${anchor.head} (the recording was edited or replaced)` } };
+    }
   }
   const records = lines.length;
   if (records === 0) return { ok: false, records, head: prev, error: { line: 1, message: 'the recording is empty' } };
+  const anchor = options.anchor;
+  if (anchor !== undefined && records < anchor.records) {
+    return { ok: false, records, head: prev, error: { line: records, message: `the recording has ${records} records but its anchor is record ${anchor.records} (the recording was truncated)` } };
+  }
+  if (anchor !== undefined && anchor.final && records > anchor.records) {
+    return { ok: false, records, head: prev, error: { line: anchor.records + 1, message: `${records - anchor.records} records follow the anchored end of the session (record ${anchor.records}): they were appended afterwards` } };
+  }
   if (options.expectedHead !== undefined && options.expectedHead !== prev) {
     return { ok: false, records, head: prev, error: { line: records, message: `chain head ${prev} is not the anchored head ${options.expectedHead} (the recording was truncated or replaced)` } };
   }
