@@ -47,6 +47,8 @@ export interface PolicyBundle {
   readonly maskingPolicies: readonly string[];
   /** some masking rule matches by column name (results need their columns' identity) */
   readonly columnRules: boolean;
+  /** a result column whose lineage is unknown: masked with every column rule, or its statement refused (any policy saying Refuse) */
+  readonly unknownLineage: 'Mask' | 'Refuse';
   readonly approvalRules: readonly string[];
   /** sha256 over the specs that went into the bundle */
   readonly digest: string;
@@ -216,6 +218,7 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
     masker,
     maskingPolicies: maskingPolicies.map((p) => p.metadata.name ?? ''),
     columnRules: maskRules.some((r) => (r.match.columns?.length ?? 0) > 0),
+    unknownLineage: maskingPolicies.some((p) => p.spec.unknownLineage === 'Refuse') ? 'Refuse' : 'Mask',
     approvalRules: approvalRules.map((r) => r.metadata.name ?? ''),
     digest: `sha256:${digest}`,
   });

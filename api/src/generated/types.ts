@@ -5400,6 +5400,10 @@ export interface MaskingPolicy {
       }[];
     };
     /**
+     * What happens to a SQL result column whose lineage Airlock cannot determine from the statement (a function or operator it does not know, a view, a function returning rows, FETCH of a cursor, EXECUTE of a prepared statement). Mask (default): the value is treated as derived from every masked column and gets the strictest action of the column rules. Refuse: a statement with such a column is refused with SQLSTATE 42501 before it runs (a column read through a view, known only once its rows are described, is still masked). When several policies select a connection, Refuse wins.
+     */
+    unknownLineage?: "Mask" | "Refuse";
+    /**
      * Ordered masking rules.
      *
      * @minItems 1

@@ -60,6 +60,11 @@ export const maskingPolicySpec = obj(
   'Masking rules applied to SQL result values and SSH output of the connections this policy selects.',
   {
     connectionSelector: labelSelector('Labels of the AgentConnections (in this namespace) this policy applies to.'),
+    unknownLineage: enumOf(
+      'What happens to a SQL result column whose lineage Airlock cannot determine from the statement (a function or operator it does not know, a view, a function returning rows, FETCH of a cursor, EXECUTE of a prepared statement). Mask (default): the value is treated as derived from every masked column and gets the strictest action of the column rules. Refuse: a statement with such a column is refused with SQLSTATE 42501 before it runs (a column read through a view, known only once its rows are described, is still masked). When several policies select a connection, Refuse wins.',
+      ['Mask', 'Refuse'],
+      { default: 'Mask' },
+    ),
     rules: arr(
       'Ordered masking rules.',
       obj('One masking rule.', {

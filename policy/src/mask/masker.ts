@@ -45,6 +45,23 @@ export interface Masker {
   maskText(text: string): { readonly text: string; readonly masked: number };
   /** a streaming text masker: any split of a text into chunks gives maskText's output */
   stream(options?: StreamOptions): StreamMasker;
+  /**
+   * The masking of a result column computed from table columns (see sql/lineage.ts): the rules
+   * of `column` and of each `passthrough` column apply as they apply to that column's values;
+   * every column rule matching a `derived` column (`schema.table.*`: any column of the table)
+   * applies its action to the whole value; `all`: every column rule does (lineage unknown).
+   */
+  forLineage(lineage: LineageSpec): ColumnMasker;
+  /** the strictest action of the column rules matching these columns (`all`: of every column rule), or undefined */
+  strictestFor(columns: readonly string[], all: boolean): MaskAction | undefined;
+}
+
+/** What a result column's value may be derived from (Masker.forLineage). */
+export interface LineageSpec {
+  readonly column?: string | undefined;
+  readonly passthrough?: readonly string[];
+  readonly derived?: readonly string[];
+  readonly all?: boolean;
 }
 
 /** The masking of one column (Masker.forColumn). */
@@ -240,6 +257,16 @@ function partMatches(glob: PartGlob, text: readonly string[]): boolean {
 
 function columnMatches(globs: readonly ColumnGlob[], column: readonly (readonly string[])[]): boolean {
   return globs.some((g) => g.length === column.length && g.every((part, i) => partMatches(part, column[i] ?? [])));
+}
+
+/** A source column of a lineage: `schema.table.column`, or `schema.table.*` for any column of the table. */
+function sourceMatches(globs: readonly ColumnGlob[], source: string): boolean {
+  const parts = source.split('.').map((p) => Array.from(p));
+  const last = parts[parts.length - 1];
+  if (parts.length === 3 && last?.length === 1 && last[0] === '*') {
+    return globs.some((g) => g.length === 3 && g.slice(0, 2).every((part, i) => partMatches(part, parts[i] ?? [])));
+  }
+  return columnMatches(globs, parts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +531,37 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return plan;
   }
 
+  const lineagePlans = new Map<string, Plan>();
+
+  /** The plan of a column computed from others (Masker.forLineage). */
+  function planForLineage(l: LineageSpec): Plan {
+    const passthrough = l.passthrough ?? [];
+    const derived = l.derived ?? [];
+    const all = l.all === true;
+    if (passthrough.length === 0 && derived.length === 0 && !all) return planFor(l.column);
+    if (columnRules.length === 0) return globalPlan;
+    const key = JSON.stringify([l.column ?? null, passthrough, derived, all]);
+    let plan = lineagePlans.get(key);
+    if (plan !== undefined) return plan;
+    const direct = [l.column, ...passthrough].filter((c): c is string => c !== undefined);
+    const matchingDirect = columnRules.filter((r) => r.globs !== null && direct.some((c) => sourceMatches(r.globs ?? [], c)));
+    // a derived value: the rule's action on the whole value, whatever the rule finds in its column's values
+    const wholeDerived = all ? columnRules : columnRules.filter((r) => r.globs !== null && derived.some((c) => sourceMatches(r.globs ?? [], c)));
+    const whole = [...new Set([...matchingDirect.filter((r) => r.detectors.length === 0 && r.valuePattern === null), ...wholeDerived])];
+    const spanRules = rules.filter((r) => r.globs === null || (matchingDirect.includes(r) && !whole.includes(r) && (r.detectors.length > 0 || r.valuePattern !== null)));
+    plan = planOf(whole, finders(spanRules));
+    if (lineagePlans.size >= PLAN_CACHE_LIMIT) lineagePlans.clear();
+    lineagePlans.set(key, plan);
+    return plan;
+  }
+
+  function strictestFor(columns: readonly string[], all: boolean): MaskAction | undefined {
+    const matching = all ? columnRules : columnRules.filter((r) => r.globs !== null && columns.some((c) => sourceMatches(r.globs ?? [], c)));
+    let best: Rule | undefined;
+    for (const r of matching) if (best === undefined || r.rank > best.rank) best = r;
+    return best?.type;
+  }
+
   // Hashes of short spans, remembered (values repeat): a direct-mapped table, so a miss costs
   // a pass over the span rather than a Map insertion (and no rehashing as the table fills).
   const hashKeys: (string | undefined)[] = new Array<string | undefined>(HASH_SLOTS).fill(undefined);
@@ -682,6 +740,15 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     maskValue(column, value) {
       return maskWith(planFor(column), value);
     },
+    forLineage(lineage) {
+      const plan = planForLineage(lineage);
+      return {
+        canMatch: plan.whole.length > 0 || hasFinders(plan.finders),
+        mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
+        maskValue: (value) => maskWith(plan, value),
+      };
+    },
+    strictestFor,
     forColumn(column) {
       const plan = planFor(column);
       return {

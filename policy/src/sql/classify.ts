@@ -619,7 +619,7 @@ function visitValue(v: unknown, c: Collector): void {
 }
 
 /** Operators of the built-in types. Any other operator may be user-defined: it runs a function. */
-const BUILTIN_OPERATORS = new Set(
+export const BUILTIN_OPERATORS: ReadonlySet<string> = new Set(
   `= <> != < > <= >= + - * / % ^ || |/ ||/ @ & | # ~ << >> ~~ ~~* !~~ !~~* ~* !~ !~* @> <@ && -> ->> #> #>> #- ? ?| ?& @? @@ @@@ <-> -|- &< &> <<| |>> &<| |&> ?# ?- ?-| ?|| ## <^ >^ <<= >>= !! !!=`.split(' '),
 );
 
@@ -631,7 +631,7 @@ function visitOperator(expr: Node, c: Collector): void {
 }
 
 /** Types of pg_catalog. A cast to another type may run a domain CHECK or a user cast function. */
-const BUILTIN_TYPES = new Set(
+export const BUILTIN_TYPES: ReadonlySet<string> = new Set(
   `bool boolean int2 int4 int8 smallint integer int bigint float4 float8 real double numeric decimal money text varchar char bpchar name
    bytea date time timetz timestamp timestamptz interval uuid json jsonb xml inet cidr macaddr macaddr8 bit varbit tsvector tsquery
    oid regclass regproc regprocedure regtype regnamespace regrole regoper regoperator regconfig regdictionary point line lseg box path
