@@ -10,7 +10,7 @@ export { SidecarError, type SidecarErrorCode } from './errors.ts';
 export { pgReply, sshReply, SSH_REFUSED_STATUS, type PgReply, type SshReply } from './replies.ts';
 export { createLogger, silentLogger, type Logger } from './log.ts';
 export { resolveUpstream, type Credentials, type TlsMode, type UpstreamConfig } from './config.ts';
-export type { ProxyOptions, RunningProxy } from './proxy.ts';
+export { fixedPolicy, noPolicyMessage, policyOf, type Enforcement, type ObservedSession, type PolicySource, type ProxyOptions, type RunningProxy, type SessionCounts, type SessionObserver } from './proxy.ts';
 export { sessionFiles, type SessionFiles } from './record/files.ts';
 export type { ApprovalOutcome, ApprovalPhase, ApprovalPort, ApprovalTicket, PendingApproval, ReviewerDecision } from './approval/port.ts';
 export {
@@ -46,3 +46,10 @@ export async function startSshProxy(options: ProxyOptions): Promise<RunningProxy
 export { AsciicastWriter, castEventLine, castHeaderLine, verifyCast, type CastCheckpoint, type CastHeader, type CastVerifyResult } from './record/asciicast.ts';
 export { LineEditor, type EditorSegment, type EnterSegment, type DataSegment } from './ssh/line-editor.ts';
 export { sha256Fingerprint, normalizeFingerprint, isPinned } from './ssh/fingerprint.ts';
+export { ClusterSidecar, recordingsDirOf, BUNDLE_WAIT_SECONDS, type ClusterSidecarOptions } from './cluster/sidecar.ts';
+export { ControlClient, ControlRequestError, type ControlClientOptions } from './cluster/client.ts';
+export { ClusterApprovals, askOf } from './cluster/approvals.ts';
+export { ReportBuffer, ReportSender, SessionReporter, parseReportBuffer, REPORT_BUFFER_FILE } from './cluster/reports.ts';
+export { compileConnection, compileSidecarBundle, manifestsOf, type CompiledConnection } from './cluster/compile.ts';
+export { planListeners, sameSpec, type ListenerPlan, type ListenerSpec } from './cluster/plan.ts';
+export { sessionName } from './cluster/names.ts';

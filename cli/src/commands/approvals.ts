@@ -15,6 +15,13 @@ decide it here; the held statement runs when approved and fails (SQLSTATE 42501,
 status 126) when denied or expired. In a cluster, reviewers use
 'kubectl annotate approvalrequest <name> airlock.dev/decision=approve' instead.
 
+The rules are the cluster's (docs/approvals.md): the reviewer must be a listed user or belong
+to a listed group (--group); each reviewer decides once; N-of-M counts distinct reviewers; any
+deny denies; a reason is needed when the rule says so. The reviewer's identity is the OS user
+(or --as); the agent's own identity (system:serviceaccount:<namespace>:<service account> of the
+request) is refused as self-approval. A request that lists no approvers (defaultAction
+RequireApproval) may be decided by anyone who can write the state directory.
+
 Options:
       --state-dir <dir>   where the sidecar keeps its state (default: $AIRLOCK_STATE_DIR,
                           else $XDG_STATE_HOME/airlock, else ~/.local/state/airlock)
@@ -25,8 +32,9 @@ Options:
       --reason <text>     why; required when the rule says so
   -h, --help              show this help
 
-Exit status: 0 on success; 1 when the request is not pending, the reviewer is not an approver
-or a reason is missing; 2 on bad usage or an unknown request.
+Exit status: 0 on success; 1 when the request is not pending or expired, the reviewer is not an
+approver, is the requesting agent (self-approval), has already decided, or a reason is missing;
+2 on bad usage or an unknown request.
 `;
 
 function age(from: string, now: Date): string {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { reviewDecision } from '@airlock/policy';
 import { SidecarError } from '../errors.ts';
 import type { ApprovalOutcome, ApprovalPhase, ApprovalPort, ApprovalTicket, PendingApproval, ReviewerDecision } from './port.ts';
 
@@ -19,7 +20,7 @@ export interface LocalApprovalFile {
 }
 
 export class ApprovalFileError extends Error {
-  readonly code: 'NotFound' | 'NotPending' | 'NotApprover' | 'ReasonRequired' | 'AlreadyDecided' | 'Unreadable' | 'Busy';
+  readonly code: 'NotFound' | 'NotPending' | 'NotApprover' | 'SelfApproval' | 'ReasonRequired' | 'AlreadyDecided' | 'InvalidDecision' | 'Unreadable' | 'Busy';
   constructor(code: ApprovalFileError['code'], message: string) {
     super(message);
     this.name = 'ApprovalFileError';
@@ -118,28 +119,42 @@ export interface ReviewInput {
 }
 
 /**
- * Pure: the request after one reviewer's decision. Approvers listed in the rule are enforced
- * (a user listed by name, or a member of a listed group); any deny denies; `required` distinct
- * approvals approve.
+ * Pure: the request after one reviewer's decision, by the same rules as cluster approvals
+ * (policy's reviewDecision): a listed user or a member of a listed group; never the requesting
+ * service account (`system:serviceaccount:<namespace>:<serviceAccount>` of the ticket: in local
+ * mode the reviewer is the OS user or --as, so only a reviewer claiming that name is refused);
+ * one decision per user; a reason when required; any deny denies; `required` distinct
+ * approvals approve. Local mode only: a ticket that lists no approvers (a connection whose
+ * defaultAction is RequireApproval) may be decided by any reviewer who can write the state
+ * directory.
  */
 export function applyReview(current: LocalApprovalFile, review: ReviewInput): LocalApprovalFile {
   const now = review.now ?? new Date();
-  if (current.status.phase !== 'Pending') throw new ApprovalFileError('NotPending', `approval request "${current.name}" is already ${current.status.phase}`);
-  if (Date.parse(current.expiresAt) <= now.getTime()) throw new ApprovalFileError('NotPending', `approval request "${current.name}" expired at ${current.expiresAt}`);
-  const { users, groups } = current.spec.approvers;
-  const isApprover = (users.length === 0 && groups.length === 0) || users.includes(review.user) || (review.groups ?? []).some((g) => groups.includes(g));
-  if (!isApprover) {
-    throw new ApprovalFileError('NotApprover', `${review.user} is not an approver of "${current.name}" (users: ${users.join(', ') || '-'}; groups: ${groups.join(', ') || '-'})`);
+  const { spec } = current;
+  const anyone = spec.approvers.users.length === 0 && spec.approvers.groups.length === 0;
+  const verdict = reviewDecision(
+    {
+      phase: current.status.phase,
+      approvers: anyone ? { users: [review.user], groups: [] } : spec.approvers,
+      required: spec.required,
+      requireReason: spec.requireReason,
+      ...(spec.serviceAccount === undefined ? {} : { requesterServiceAccount: spec.serviceAccount }),
+      namespace: spec.namespace,
+      expiresAt: new Date(current.expiresAt),
+      decisions: current.status.decisions,
+    },
+    { user: review.user, groups: review.groups ?? [] },
+    review.decision,
+    review.reason,
+    now,
+  );
+  if (!verdict.ok) {
+    const code = verdict.code === 'Expired' ? 'NotPending' : verdict.code;
+    const hint = verdict.code === 'ReasonRequired' ? ' (--reason)' : '';
+    throw new ApprovalFileError(code, `approval request "${current.name}": ${verdict.message}${hint}`);
   }
-  if (current.spec.requireReason && (review.reason === undefined || review.reason.trim() === '')) {
-    throw new ApprovalFileError('ReasonRequired', `approval request "${current.name}" requires a reason (--reason)`);
-  }
-  if (current.status.decisions.some((d) => d.user === review.user)) throw new ApprovalFileError('AlreadyDecided', `${review.user} has already decided "${current.name}"`);
   const decision: ReviewerDecision = { user: review.user, decision: review.decision, time: now.toISOString(), ...(review.reason !== undefined ? { reason: review.reason } : {}) };
-  const decisions = [...current.status.decisions, decision];
-  const approvals = decisions.filter((d) => d.decision === 'approve').length;
-  const phase: ApprovalPhase = review.decision === 'deny' ? 'Denied' : approvals >= current.spec.required ? 'Approved' : 'Pending';
-  return { ...current, status: { phase, decisions } };
+  return { ...current, status: { phase: verdict.phase, decisions: [...current.status.decisions, decision] } };
 }
 
 export function reviewApproval(stateDir: string, name: string, review: ReviewInput): LocalApprovalFile {

@@ -5,17 +5,39 @@
  * connection; any other key is dropped), and the shared catalogue connection.
  */
 import { createServer, type Socket } from 'node:net';
-import { SqlDecider } from '@airlock/policy';
-import type { ProxyOptions, RunningProxy } from '../proxy.ts';
+import { SqlDecider, type PolicyBundle } from '@airlock/policy';
+import type { UpstreamConfig } from '../config.ts';
+import { policyOf, type ProxyOptions, type RunningProxy } from '../proxy.ts';
 import { Catalog } from './catalog.ts';
 import { PgSession } from './session.ts';
 import { sendCancel } from './upstream.ts';
 import { cancelRequestMessage } from './wire.ts';
 
 export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy> {
-  const { upstream, log } = options;
-  const decider = options.bundle === undefined ? undefined : new SqlDecider(options.bundle);
-  const catalog = new Catalog(upstream);
+  const { log } = options;
+  const policy = policyOf(options);
+  // one decider per bundle, one catalogue connection per upstream (a swapped bundle gets its own)
+  const deciders = new WeakMap<PolicyBundle, SqlDecider>();
+  const deciderFor = (bundle: PolicyBundle): SqlDecider => {
+    let d = deciders.get(bundle);
+    if (d === undefined) {
+      d = new SqlDecider(bundle);
+      deciders.set(bundle, d);
+    }
+    return d;
+  };
+  const catalogs = new Set<Catalog>();
+  let catalog: { key: string; catalog: Catalog } | undefined;
+  const catalogFor = (upstream: UpstreamConfig): Catalog => {
+    const key = JSON.stringify(upstream);
+    if (catalog?.key !== key) {
+      // the previous one reconnects if a running session still asks it
+      catalog?.catalog.close();
+      catalog = { key, catalog: new Catalog(upstream) };
+      catalogs.add(catalog.catalog);
+    }
+    return catalog.catalog;
+  };
   const sessions = new Set<PgSession>();
   const keys = new Map<string, PgSession>();
   const keyOf = new Map<PgSession, string>();
@@ -36,7 +58,8 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
 
   const onCancel = (processId: number, secretKey: Buffer): void => {
     const k = `${String(processId)}:${secretKey.toString('hex')}`;
-    if (!keys.has(k)) {
+    const upstream = keys.get(k)?.target;
+    if (upstream === undefined) {
       log.warn('cancel request with an unknown key dropped', { processId });
       return;
     }
@@ -53,17 +76,17 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const session = new PgSession(socket, {
-      bundle: options.bundle,
-      decider,
-      upstream,
+      policy,
+      deciderFor,
+      catalogFor,
       approvals: options.approvals,
-      catalog,
       recordingsDir: options.recordingsDir,
       log,
       ...(options.pod !== undefined ? { pod: options.pod } : {}),
       ...(options.serviceAccount !== undefined ? { serviceAccount: options.serviceAccount } : {}),
       keys: registry,
       onCancel,
+      ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
     });
     sessions.add(session);
     void session.closed.then(() => sessions.delete(session));
@@ -92,7 +115,7 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
         for (const s of sockets) s.end();
       });
       await Promise.all([...sessions].map((s) => s.closed));
-      catalog.close();
+      for (const c of catalogs) c.close();
     },
   };
 }

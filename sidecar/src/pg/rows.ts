@@ -15,7 +15,8 @@
  * might apply; rewritten rows are built in a Slab, one after the other, so a run of them is one
  * contiguous slice to write.
  */
-import type { ColumnMasker, Masker } from '@airlock/policy';
+import { LineageCache, alignOutputs, type ColumnMasker, type Masker, type OutputSegment, type QueryLineage, type StatementLineage } from '@airlock/policy';
+import type { Catalog } from './catalog.ts';
 
 export interface FieldInfo {
   readonly tableID: number;
@@ -25,12 +26,30 @@ export interface FieldInfo {
   readonly format: number;
 }
 
-type Kind = 'text' | 'typedText' | 'binText' | 'binJsonb' | 'binInt' | 'binOther';
+type Kind = 'text' | 'typedText' | 'textBytea' | 'binText' | 'binJsonb' | 'binInt' | 'binDecoded' | 'binOther';
 
 interface ColumnMask {
   readonly index: number;
   readonly masker: ColumnMasker;
   readonly kind: Kind;
+  /** json or jsonb: a masked value is made a JSON string when masking left it invalid JSON */
+  readonly json: boolean;
+  readonly dataTypeID: number;
+}
+
+/**
+ * What the statement's parse tree says of a result's columns (see policy's sql/lineage.ts), for
+ * the columns the server does not identify (computed columns have no table OID).
+ */
+export interface RowLineage {
+  /** the statement's output segments; undefined: its rows' lineage is unknown (FETCH, EXECUTE, …) */
+  readonly outputs: readonly OutputSegment[] | undefined;
+  /** false for a table OID whose columns are not a table's own (a view, a materialized view, …) or unknown */
+  readonly plainTable: (tableID: number) => boolean;
+  /** `schema.table` of the relations the statement names that are not plain tables (views, …) */
+  readonly opaqueRelations: ReadonlySet<string>;
+  /** equal for results planned alike (plan caches) */
+  readonly key?: string;
 }
 
 export interface RowPlan {
@@ -47,28 +66,175 @@ const JSONB = 3802;
 /** int2 21, int4 23, int8 20, oid 26 */
 const INT_TYPES: ReadonlySet<number> = new Set([21, 23, 20, 26]);
 
+const JSON_TYPE = 114;
+/**
+ * Binary types whose values cannot hold text (fixed layouts of numbers and bits): bool, date,
+ * time, timetz, timestamp, timestamptz, interval, point, lseg, path, box, polygon, line, circle,
+ * money, macaddr, macaddr8, tid, xid, cid, regproc, regclass, regtype, regnamespace, regrole.
+ */
+const NO_TEXT_TYPES: ReadonlySet<number> = new Set([16, 1082, 1083, 1266, 1114, 1184, 1186, 600, 601, 602, 603, 604, 628, 718, 790, 829, 774, 27, 28, 29, 24, 2205, 2206, 4089, 4096]);
+
 function kindOf(f: FieldInfo): Kind {
-  if (f.format === 0) return TEXT_TYPES.has(f.dataTypeID) || f.dataTypeID === JSONB ? 'text' : 'typedText';
+  if (f.format === 0) return TEXT_TYPES.has(f.dataTypeID) || f.dataTypeID === JSONB ? 'text' : f.dataTypeID === 17 ? 'textBytea' : 'typedText';
   if (TEXT_TYPES.has(f.dataTypeID)) return 'binText';
   if (f.dataTypeID === JSONB) return 'binJsonb';
   if (INT_TYPES.has(f.dataTypeID)) return 'binInt';
-  return 'binOther';
+  if (NO_TEXT_TYPES.has(f.dataTypeID)) return 'binOther';
+  // bytea, numeric, floats, inet, uuid, arrays, records: decoded to text for the detectors; a type
+  // that cannot be decoded is NULL when a rule could look into it
+  return 'binDecoded';
 }
 
 /**
  * The plan of one result. `columnName(tableID, columnID)` gives `schema.table.column` for a
  * column of a table (undefined for computed columns or when unknown).
+ *
+ * With `lineage`, a column the server identifies (a table OID and attribute number: its values
+ * are that column's own) is masked by that column's rules, unless the OID is a view's or the
+ * like (what it shows is not known: every column rule applies). Any other column (computed) is
+ * masked by what the statement's parse tree says it derives from: the rules of columns whose
+ * values pass through unchanged as they apply to those columns, the action of every column rule
+ * matching a column it is computed from on the whole value, and every column rule when its
+ * lineage is unknown or reads through a view.
  */
-export function planRow(fields: readonly FieldInfo[], masker: Masker, columnName: (tableID: number, columnID: number) => string | undefined): RowPlan {
+export function planRow(fields: readonly FieldInfo[], masker: Masker, columnName: (tableID: number, columnID: number) => string | undefined, lineage?: RowLineage): RowPlan {
   const columns: ColumnMask[] = [];
+  const aligned = lineage === undefined ? undefined : alignOutputs(lineage.outputs, fields.length);
   fields.forEach((f, index) => {
-    const column = f.tableID !== 0 && f.columnID > 0 ? columnName(f.tableID, f.columnID) : undefined;
-    const m = masker.forColumn(column);
+    const identified = f.tableID !== 0 && f.columnID > 0;
+    const column = identified ? columnName(f.tableID, f.columnID) : undefined;
+    let m: ColumnMasker;
+    if (lineage === undefined || aligned === undefined) m = masker.forColumn(column);
+    else if (identified) m = lineage.plainTable(f.tableID) && column !== undefined ? masker.forColumn(column) : masker.forLineage({ all: true });
+    else {
+      const a = aligned[index];
+      const l = a?.lineage;
+      const sources = [...(l?.passthrough ?? []), ...(l?.derived ?? [])];
+      const throughView = sources.some((c) => lineage.opaqueRelations.has(c.slice(0, c.lastIndexOf('.'))));
+      if (l === undefined || l.opaque || throughView) m = masker.forLineage({ all: true });
+      else m = masker.forLineage({ passthrough: [...l.passthrough, ...(a?.tables ?? []).map((t) => `${t}.*`)], derived: l.derived });
+    }
     if (!m.canMatch) return;
-    columns.push({ index, masker: m, kind: kindOf(f) });
+    columns.push({ index, masker: m, kind: kindOf(f), json: f.dataTypeID === JSON_TYPE || f.dataTypeID === JSONB, dataTypeID: f.dataTypeID });
   });
   return { fieldCount: fields.length, columns };
 }
+
+/** Array types of the catalogue (the element type is in each value's header). */
+const ARRAY_TYPES: ReadonlySet<number> = new Set([1000, 1001, 1002, 1003, 1005, 1007, 1009, 1014, 1015, 1016, 1021, 1022, 1028, 1231, 199, 3807, 143, 2951, 1041, 651, 1115, 1182, 1183, 1185, 1187, 1270, 1040, 2287, 1013]);
+const RECORD = 2249;
+
+function decodeNumeric(buf: Buffer, pos: number, len: number): string | undefined {
+  if (len < 8) return undefined;
+  const ndigits = buf.readInt16BE(pos);
+  const weight = buf.readInt16BE(pos + 2);
+  const sign = buf.readUInt16BE(pos + 4);
+  const dscale = buf.readInt16BE(pos + 6);
+  if (len !== 8 + 2 * ndigits) return undefined;
+  if (sign === 0xc000) return 'NaN';
+  if (sign === 0xd000) return 'Infinity';
+  if (sign === 0xf000) return '-Infinity';
+  let int = '';
+  let frac = '';
+  for (let i = 0; i < ndigits; i++) {
+    const d = String(buf.readInt16BE(pos + 8 + 2 * i)).padStart(4, '0');
+    if (i <= weight) int += d;
+    else frac += d;
+  }
+  if (weight >= ndigits) int += '0000'.repeat(weight - ndigits + 1);
+  if (weight < -1) frac = '0000'.repeat(-weight - 1) + frac;
+  int = int.replace(/^0+(?=.)/, '') || '0';
+  frac = frac.padEnd(dscale, '0').slice(0, dscale);
+  return `${sign === 0x4000 ? '-' : ''}${int}${frac === '' ? '' : `.${frac}`}`;
+}
+
+function decodeInet(buf: Buffer, pos: number, len: number): string | undefined {
+  if (len < 4) return undefined;
+  const family = buf[pos];
+  const bits = buf[pos + 1] ?? 0;
+  const n = buf[pos + 3] ?? 0;
+  if (len !== 4 + n) return undefined;
+  const addr = buf.subarray(pos + 4, pos + 4 + n);
+  let text: string;
+  if (family === 2 && n === 4) text = [...addr].join('.');
+  else if (n === 16) text = Array.from({ length: 8 }, (_, i) => addr.readUInt16BE(2 * i).toString(16)).join(':');
+  else return undefined;
+  return `${text}/${String(bits)}`;
+}
+
+/**
+ * A binary value as text the detectors can read (not always PostgreSQL's own text form):
+ * text types, jsonb, integers, numeric, floats, bytea (its bytes as UTF-8), inet/cidr, uuid, and
+ * arrays and records of these. Undefined when the type (or an element's) cannot be read.
+ */
+export function decodeBinary(type: number, buf: Buffer, pos: number, len: number, depth = 0): string | undefined {
+  if (len < 0) return '';
+  if (depth > 8 || pos + len > buf.length) return undefined;
+  if (TEXT_TYPES.has(type) || type === 17) return buf.toString('utf8', pos, pos + len);
+  if (type === JSONB) return len === 0 ? '' : buf.toString('utf8', pos + 1, pos + len);
+  if (type === 26 && len === 4) return String(buf.readUInt32BE(pos));
+  if (INT_TYPES.has(type)) return decodeInt(buf, pos, len);
+  if (type === 1700) return decodeNumeric(buf, pos, len);
+  if (type === 700 && len === 4) return String(buf.readFloatBE(pos));
+  if (type === 701 && len === 8) return String(buf.readDoubleBE(pos));
+  if (type === 869 || type === 650) return decodeInet(buf, pos, len);
+  if (type === 2950 && len === 16) return buf.toString('hex', pos, pos + 16);
+  if (NO_TEXT_TYPES.has(type)) return '';
+  if (ARRAY_TYPES.has(type)) {
+    if (len < 12) return undefined;
+    const ndim = buf.readInt32BE(pos);
+    const elem = buf.readUInt32BE(pos + 8);
+    if (ndim < 0 || ndim > 6 || len < 12 + 8 * ndim) return undefined;
+    let count = ndim === 0 ? 0 : 1;
+    for (let d = 0; d < ndim; d++) count *= buf.readInt32BE(pos + 12 + 8 * d);
+    let p = pos + 12 + 8 * ndim;
+    const end = pos + len;
+    const parts: string[] = [];
+    for (let i = 0; i < count; i++) {
+      if (p + 4 > end) return undefined;
+      const l = buf.readInt32BE(p);
+      p += 4;
+      if (l > 0 && p + l > end) return undefined;
+      const v = decodeBinary(elem, buf, p, l, depth + 1);
+      if (v === undefined) return undefined;
+      parts.push(v);
+      if (l > 0) p += l;
+    }
+    return `{${parts.join(',')}}`;
+  }
+  if (type === RECORD) {
+    if (len < 4) return undefined;
+    const count = buf.readInt32BE(pos);
+    let p = pos + 4;
+    const end = pos + len;
+    const parts: string[] = [];
+    for (let i = 0; i < count; i++) {
+      if (p + 8 > end) return undefined;
+      const oid = buf.readUInt32BE(p);
+      const l = buf.readInt32BE(p + 4);
+      p += 8;
+      if (l > 0 && p + l > end) return undefined;
+      const v = decodeBinary(oid, buf, p, l, depth + 1);
+      if (v === undefined) return undefined;
+      parts.push(v);
+      if (l > 0) p += l;
+    }
+    return `(${parts.join(',')})`;
+  }
+  return undefined;
+}
+
+/** A masked json/jsonb value that is no longer JSON (a whole value replaced) becomes a JSON string. */
+function jsonSafe(value: string): string {
+  try {
+    JSON.parse(value);
+    return value;
+  } catch {
+    return JSON.stringify(value);
+  }
+}
+
+const UNDECODABLE = Object.freeze(['airlock/undecodable-binary-value']);
 
 /** The formats a Bind asks for, per result column (0 = one format for all, else one each). */
 export function withFormats(fields: readonly FieldInfo[], resultFormats: readonly number[]): FieldInfo[] {
@@ -160,10 +326,25 @@ export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: numb
         case 'binInt':
           text = decodeInt(buf, pos, len);
           break;
+        case 'textBytea':
+          // \x and hex digits: the bytes, read as UTF-8, are what detectors look at
+          text = buf[pos] === 0x5c && buf[pos + 1] === 0x78 ? Buffer.from(buf.toString('latin1', pos + 2, pos + len), 'hex').toString('utf8') : buf.toString('utf8', pos, pos + len);
+          break;
         case 'binOther':
-          // cannot be decoded: only a rule that masks whole values of this column applies
+          // holds no text: only a rule that masks whole values of this column applies
           text = '\u0000';
           break;
+        case 'binDecoded': {
+          text = decodeBinary(col.dataTypeID, buf, pos, len);
+          if (text === undefined) {
+            // cannot be read: a value a rule could apply to is not passed unread
+            rules = masked === 0 ? UNDECODABLE : [...rules, ...UNDECODABLE];
+            masked += 1;
+            replaced ??= new Array<string | null | undefined>(n);
+            replaced[i] = null;
+          }
+          break;
+        }
       }
       if (text !== undefined) {
         const r = masker.maskValue(text);
@@ -171,9 +352,9 @@ export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: numb
           rules = masked === 0 ? r.rules : [...rules, ...r.rules];
           masked += r.masked;
           replaced ??= new Array<string | null | undefined>(n);
-          if (r.value === null || col.kind === 'typedText' || col.kind === 'binInt' || col.kind === 'binOther') replaced[i] = null;
-          else if (col.kind === 'binJsonb') replaced[i] = `\u0001${r.value}`; // the jsonb version byte, then the text
-          else replaced[i] = r.value;
+          if (r.value === null || col.kind === 'typedText' || col.kind === 'binInt' || col.kind === 'binOther' || col.kind === 'binDecoded' || col.kind === 'textBytea') replaced[i] = null;
+          else if (col.kind === 'binJsonb') replaced[i] = `\u0001${jsonSafe(r.value)}`; // the jsonb version byte, then the text
+          else replaced[i] = col.json ? jsonSafe(r.value) : r.value;
         }
       }
     }
@@ -231,4 +412,129 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
   }
   if (src > runStart) buf.copy(out, dst, runStart, src);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lineage of a session's results
+
+/** The lineage of a session's statements, decided once per statement shape and search path. */
+export class SessionLineage {
+  readonly #caches = new Map<string, LineageCache>();
+
+  of(sql: string, searchPath: readonly string[] | undefined): QueryLineage {
+    const path = searchPath ?? ['public'];
+    const key = path.join(',');
+    let cache = this.#caches.get(key);
+    if (cache === undefined) {
+      cache = new LineageCache({ searchPath: path });
+      this.#caches.set(key, cache);
+    }
+    return cache.of(sql);
+  }
+}
+
+/** Rows whose statement Airlock did not analyse (FETCH, SQL EXECUTE): computed columns are opaque. */
+const UNKNOWN_ROWS: StatementLineage = Object.freeze({ outputs: undefined, opaqueRows: true, relations: Object.freeze([]), reads: Object.freeze({ passthrough: [], derived: [], opaque: true }), writes: Object.freeze({ passthrough: [], derived: [], opaque: false }) });
+
+/**
+ * The lineage of one result for planRow, once the kinds of the relations it names are known
+ * (a promise while they are looked up). `st` undefined: the statement is not known.
+ */
+export function rowLineageOf(st: StatementLineage | undefined, catalog: Catalog): RowLineage | Promise<void> {
+  const s = st ?? UNKNOWN_ROWS;
+  const now = Date.now();
+  const hit = rowLineages.get(s);
+  // the relation kinds it was made from are re-checked every second (they are cached for a minute)
+  if (hit !== undefined && hit.catalog === catalog && now - hit.at < 1000) return hit.value;
+  if (s.relations.length > 0 && !catalog.hasRelations(s.relations)) return catalog.loadRelations(s.relations);
+  const opaqueRelations = catalog.opaqueRelations(s.relations);
+  const value: RowLineage = { outputs: s.outputs, plainTable: (t) => catalog.plainTable(t), opaqueRelations, key: `${lineageKey(s)}\u0000${[...opaqueRelations].join(',')}` };
+  rowLineages.set(s, { at: now, catalog, value });
+  return value;
+}
+
+const rowLineages = new WeakMap<StatementLineage, { readonly at: number; readonly catalog: Catalog; readonly value: RowLineage }>();
+const lineageKeys = new WeakMap<StatementLineage, string>();
+
+/** A key of a statement's lineage for plan caches. */
+export function lineageKey(st: StatementLineage | undefined): string {
+  if (st === undefined) return 'unknown';
+  let k = lineageKeys.get(st);
+  if (k === undefined) {
+    k = JSON.stringify([st.outputs, st.relations]);
+    lineageKeys.set(st, k);
+  }
+  return k;
+}
+
+/** true when a statement reads (anywhere: WHERE, JOIN, …) a column some column rule masks, or what it reads is unknown. */
+export function readsMasked(masker: Masker, statements: readonly (StatementLineage | undefined)[]): boolean {
+  return statements.some((st) => {
+    const reads = (st ?? UNKNOWN_ROWS).reads;
+    return masker.strictestFor([...reads.passthrough, ...reads.derived], reads.opaque) !== undefined;
+  });
+}
+
+/**
+ * SQLSTATE classes whose messages never quote a value: connection, feature, transaction state,
+ * authorization, syntax and access (42: names, types, never values), resources, operator
+ * intervention, system errors.
+ */
+const NO_VALUE_CLASSES: ReadonlySet<string> = new Set(['08', '0A', '25', '28', '2D', '3D', '3F', '40', '42', '53', '54', '55', '57', '58']);
+
+/**
+ * The fields of an ErrorResponse or NoticeResponse of a statement that reads masked columns,
+ * with what may quote their values withheld (message, detail, hint, context, internal query):
+ * `invalid input syntax for type integer: "<value>"`, a key in a unique violation's detail, the
+ * failing row of a NOT NULL or CHECK violation, a RAISE in a function. The severity, SQLSTATE
+ * and names (schema, table, column, constraint, type) stay. Undefined when nothing is withheld.
+ */
+export function withholdEchoes(fields: readonly (readonly [number, string])[]): (readonly [number, string])[] | undefined {
+  const code = fields.find(([c]) => c === 0x43)?.[1] ?? '';
+  if (NO_VALUE_CLASSES.has(code.slice(0, 2))) return undefined;
+  const out: (readonly [number, string])[] = [];
+  let withheld = false;
+  for (const [c, v] of fields) {
+    // M message, D detail, H hint, W where (context), q internal query, p internal position
+    if (c === 0x4d) {
+      out.push([c, `airlock: the server's message is withheld: the statement reads masked columns, and the message may quote their values (SQLSTATE ${code})`]);
+      withheld = true;
+    } else if (c === 0x44 || c === 0x48 || c === 0x57 || c === 0x71 || c === 0x70) withheld = true;
+    else out.push([c, v]);
+  }
+  return withheld ? out : undefined;
+}
+
+/**
+ * Why a query must be refused under `unknownLineage: Refuse`: one of its statements returns rows
+ * whose lineage is unknown (FETCH, EXECUTE, CALL, text that does not parse) or a column computed
+ * by something Airlock does not know. Undefined when every column's lineage is known.
+ */
+export function unknownLineageRefusal(lineage: QueryLineage | undefined): string | undefined {
+  if (lineage === undefined) return undefined;
+  for (const st of lineage.statements) {
+    if (st.opaqueRows) return 'the lineage of this statement\'s result columns cannot be known (FETCH, EXECUTE, CALL or text Airlock cannot analyse), and the masking policy refuses such results (unknownLineage: Refuse)';
+    const opaque = (st.outputs ?? []).find((o) => o.lineage.opaque);
+    if (opaque !== undefined) {
+      const what = opaque.kind === 'column' ? `column "${opaque.name}"` : 'a result column';
+      return `the lineage of ${what} cannot be known (a function, operator or type Airlock does not know), and the masking policy refuses such results (unknownLineage: Refuse)`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a query must be refused because it copies values of masked columns where masking cannot
+ * follow them: into a setting (set_config; SHOW and current_setting would read it back) or a
+ * NOTIFY payload (pg_notify). Undefined when it does not.
+ */
+export function maskedWriteRefusal(masker: Masker, lineage: QueryLineage | undefined): string | undefined {
+  if (lineage === undefined) return undefined;
+  for (const st of lineage.statements) {
+    const w = st.writes;
+    if (masker.strictestFor([...w.passthrough, ...w.derived], w.opaque) !== undefined) {
+      return 'the statement copies values of masked columns into a setting or a NOTIFY payload (set_config, pg_notify), where masking cannot follow them';
+    }
+  }
+  return undefined;
 }

@@ -14,8 +14,9 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { SqlDecider, type PolicyBundle, type Decision } from '@airlock/policy';
+import { SqlDecider, type PolicyBundle, type Decision, type QueryLineage, type StatementLineage } from '@airlock/policy';
 import type { ApprovalOutcome, ApprovalPort } from '../approval/port.ts';
+import { noPolicyMessage, type Enforcement, type ObservedSession, type PolicySource, type SessionObserver } from '../proxy.ts';
 import type { UpstreamConfig } from '../config.ts';
 import { SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -26,7 +27,7 @@ import { errorResponse, noticeResponse, authenticationOk } from './backend.ts';
 import type { Catalog } from './catalog.ts';
 import { ProtocolError } from './errors.ts';
 import { FrontendParser, PROTOCOL_3_0, type Framed, type FrontendMessage } from './frontend.ts';
-import { PASS_THROUGH, Slab, maskDataRow, planRow, withFormats, type FieldInfo, type RowPlan } from './rows.ts';
+import { PASS_THROUGH, SessionLineage, Slab, maskedWriteRefusal, unknownLineageRefusal, maskDataRow, planRow, readsMasked, rowLineageOf, withFormats, withholdEchoes, type FieldInfo, type RowPlan } from './rows.ts';
 import { resultJson, statementJson } from './records.ts';
 import { PINNED, pinnedViolation, searchPathSchemas, upstreamParameters } from './startup.ts';
 import { maskCopyRow, type CopyFormat } from './copy.ts';
@@ -37,11 +38,15 @@ import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNot
 const REFUSED_SQL = 'AIRLOCK REFUSED THIS STATEMENT';
 
 export interface SessionDeps {
-  readonly bundle: PolicyBundle | undefined;
-  readonly decider: SqlDecider | undefined;
-  readonly upstream: UpstreamConfig;
+  /** read at the start of the session and of each statement (hot reload) */
+  readonly policy: PolicySource;
+  /** the proxy's decider of a bundle (default search_path) */
+  readonly deciderFor: (bundle: PolicyBundle) => SqlDecider;
+  /** the proxy's catalogue connection to an upstream */
+  readonly catalogFor: (upstream: UpstreamConfig) => Catalog;
   readonly approvals: ApprovalPort;
-  readonly catalog: Catalog;
+  /** told of the session once its recording is open (cluster mode: session reports) */
+  readonly sessions?: SessionObserver;
   readonly recordingsDir: string;
   readonly log: Logger;
   readonly pod?: string;
@@ -65,14 +70,14 @@ interface StatementRecord {
 }
 
 type Expect =
-  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean; readonly copy?: CopyState }
+  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean; readonly copy?: CopyState; readonly pol: Enforcement | undefined; readonly lineage?: QueryLineage | undefined; results?: number }
   /** the description of a COPY … TO STDOUT's columns, asked just before it (Parse, Describe, Close, Sync; every answer swallowed) */
   | { readonly k: 'probe'; readonly copy: CopyState }
   | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined }
   | { readonly k: 'bind' }
   /** `of`: the statement or portal described, as it was when the Describe was sent (names are reused) */
   | { readonly k: 'describe'; readonly of: { fields?: Described | null } | undefined; readonly swallow: boolean }
-  | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined }
+  | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined; readonly pol: Enforcement | undefined }
   | { readonly k: 'close' }
   | { readonly k: 'sync' };
 
@@ -107,6 +112,8 @@ interface CopyState {
   readonly header: boolean;
   headerSeen: boolean;
   plan: RowPlan | undefined;
+  /** what the COPY's columns derive from (masking follows it) */
+  readonly lineage?: StatementLineage | undefined;
 }
 
 /** Statements that may redefine a prepared statement or portal name (a word match: cheap, may over-match). */
@@ -149,8 +156,15 @@ export class PgSession {
   #recordingOpen = true;
   #id = '';
   #client: string;
-  /** the session's own decider when its search_path is not the default (decisions depend on it) */
-  #decider: SqlDecider | undefined;
+  /** what new statements are decided with: read from the policy source at the start of each (#refresh) */
+  #pol: Enforcement | undefined;
+  /** the upstream this session is logged in to, and its catalogue connection */
+  #target: UpstreamConfig | undefined;
+  #catalog: Catalog | undefined;
+  /** the search_path's schemas when not the default, and the session's own decider for it (decisions depend on it) */
+  #searchPath: string[] | undefined;
+  #decider: { readonly bundle: PolicyBundle; readonly decider: SqlDecider } | undefined;
+  readonly #startTime = new Date();
 
   // frontend side
   #held = false;
@@ -186,9 +200,10 @@ export class PgSession {
   /** row descriptions seen, by their bytes; row plans by description (and result formats) */
   readonly #described = new Map<string, Described>();
   readonly #plans = new Map<string, { readonly plan: RowPlan; readonly until: number }>();
-  readonly #masking: boolean;
   /** rewritten messages for the agent, built one after the other */
   readonly #slab = new Slab();
+  /** what result columns derive from, per statement shape */
+  readonly #lineage = new SessionLineage();
 
   // counters for session_end
   #counts = { statements: 0, blocked: 0, approvals: 0, rows: 0, masked: 0 };
@@ -200,8 +215,7 @@ export class PgSession {
     this.#agent = agent;
     this.#deps = deps;
     this.#client = `${agent.remoteAddress ?? '?'}:${String(agent.remotePort ?? 0)}`;
-    this.#log = deps.log.child({ connection: deps.upstream.name, client: this.#client });
-    this.#masking = (deps.bundle?.maskingPolicies.length ?? 0) > 0;
+    this.#log = deps.log.child({ connection: deps.policy.connection.name, client: this.#client });
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -223,6 +237,45 @@ export class PgSession {
   /** resolves when both sides are closed and the recording is closed */
   get closed(): Promise<void> {
     return this.#closed;
+  }
+
+  /** the upstream the session is logged in to (cancel requests go there) */
+  get target(): UpstreamConfig | undefined {
+    return this.#target;
+  }
+
+  get #bundle(): PolicyBundle | undefined {
+    return this.#pol?.bundle;
+  }
+
+  get #masking(): boolean {
+    return masks(this.#pol?.bundle);
+  }
+
+  /** The policy for the next statement: the source's current one (a swapped bundle applies from here on). */
+  #refresh(): void {
+    const p = this.#deps.policy.current();
+    const before = this.#pol;
+    if (p === before) return;
+    const target = this.#target;
+    if (p === undefined && target === undefined) return;
+    this.#pol = p ?? { bundle: undefined, upstream: target as UpstreamConfig, unavailable: 'the connection is no longer served' };
+    if (this.#pol.bundle?.digest !== before?.bundle?.digest) this.#log.info('policy swapped', { session: this.#id, digest: this.#pol.bundle?.digest ?? null });
+  }
+
+  /** The session as an observer sees it (session reports). */
+  #observed(): ObservedSession {
+    const rec = this.#rec;
+    return {
+      id: this.#id,
+      connection: this.#deps.policy.connection.name,
+      protocol: 'postgres',
+      startTime: this.#startTime,
+      recordingPath: rec?.path,
+      counts: () => ({ statements: this.#counts.statements, rows: this.#counts.rows, maskedValues: this.#counts.masked, blocked: this.#counts.blocked, approvals: this.#counts.approvals }),
+      head: () => ({ hash: rec?.head, records: rec?.records ?? 0 }),
+      closed: this.#closed,
+    };
   }
 
   /** Ends the session from the proxy (shutdown). */
@@ -293,7 +346,13 @@ export class PgSession {
   async #connect(m: Extract<FrontendMessage, { type: 'StartupMessage' }>): Promise<void> {
     const major = m.protocolVersion >>> 16;
     if (major !== 3) throw new ProtocolError(`unsupported frontend protocol ${major}.${m.protocolVersion & 0xffff}: Airlock speaks 3.0`);
-    const { upstream, recordingsDir, bundle } = this.#deps;
+    const pol = this.#deps.policy.current();
+    if (pol === undefined) throw new SidecarError('PolicyUnavailable', noPolicyMessage(this.#deps.policy, undefined, 'the connection is refused'));
+    this.#pol = pol;
+    const { upstream, bundle } = pol;
+    this.#target = upstream;
+    this.#catalog = this.#deps.catalogFor(upstream);
+    const { recordingsDir } = this.#deps;
 
     // the recording comes first: without it, nothing is forwarded (failurePolicy Closed)
     try {
@@ -327,7 +386,7 @@ export class PgSession {
       if (path !== undefined && bundle !== undefined) {
         // unqualified names are looked for in these schemas: a table named without its schema counts as each
         const schemas = searchPathSchemas(path, upstream.credentials.username) ?? [];
-        this.#decider = new SqlDecider(bundle, { searchPath: schemas.length > 0 ? schemas : ['public'] });
+        this.#searchPath = schemas.length > 0 ? schemas : ['public'];
       }
     } catch (err) {
       this.#record({ type: 'startup_refused', error: (err as Error).message });
@@ -336,6 +395,7 @@ export class PgSession {
     }
     this.#flushRecord();
     this.#log.info('session started', { session: this.#id, user: m.parameters['user'], application: m.parameters['application_name'] });
+    if (this.#rec !== undefined) this.#deps.sessions?.started(this.#observed());
 
     let conn: UpstreamConnection;
     try {
@@ -447,7 +507,7 @@ export class PgSession {
    */
   #copyProbe(d: Decision): { state: CopyState; bytes: Buffer } | Decision | undefined {
     const c = d.copyOut;
-    if (c === undefined || d.decision === 'Block' || !this.#masking || this.#deps.bundle?.columnRules !== true) return undefined;
+    if (c === undefined || d.decision === 'Block' || !this.#masking || this.#bundle?.columnRules !== true) return undefined;
     let why: string | undefined;
     if (c === 'unknown') why = 'it shares its query with other statements';
     else if (c.format === 'binary') why = 'it is in the binary format';
@@ -458,7 +518,7 @@ export class PgSession {
     }
     const name = Buffer.from(`S${COPY_PROBE}\0`, 'utf8');
     const bytes = Buffer.concat([parseMessage(COPY_PROBE, c.probe), frontendMessage('D', name), frontendMessage('C', name), frontendMessage('S', Buffer.alloc(0))]);
-    return { state: { format: c.format, header: c.header, headerSeen: false, plan: undefined }, bytes };
+    return { state: { format: c.format, header: c.header, headerSeen: false, plan: undefined, lineage: this.#lineageOf(c.probe)?.statements[0] }, bytes };
   }
 
   /**
@@ -501,6 +561,7 @@ export class PgSession {
   /** Handles one frontend message: pushes the bytes to forward, or returns a promise when the statement is held. */
   #handle(f: Framed, out: Buffer[]): Promise<Buffer> | undefined {
     const m = f.message;
+    if (m.type === 'Query' || m.type === 'Parse' || m.type === 'Execute' || m.type === 'FunctionCall') this.#refresh();
     switch (m.type) {
       case 'Query': {
         let d = this.#lexingUnknown(m.sql) ?? this.#decide(m.sql, m.invalidUtf8 === true);
@@ -516,7 +577,7 @@ export class PgSession {
             this.#awaitingReady += 1;
             this.#expect({ k: 'probe', copy: probe.state });
           }
-          this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false, ...(refusal === undefined && probe !== undefined ? { copy: probe.state } : {}) });
+          this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false, ...(refusal === undefined && probe !== undefined ? { copy: probe.state } : {}), pol: this.#pol, lineage: this.#lineageOf(m.sql) });
         };
         if (d.decision === 'RequireApproval' && rec.ok) {
           return this.#hold(m.sql, d, rec.rec, probe === undefined ? f.raw : Buffer.concat([probe.bytes, f.raw]), queryMessage(REFUSED_SQL), expectQuery);
@@ -529,7 +590,7 @@ export class PgSession {
       }
       case 'Parse': {
         let d = this.#lexingUnknown(m.sql) ?? this.#decide(m.sql, m.invalidUtf8 === true);
-        if (d.copyOut !== undefined && d.decision !== 'Block' && this.#masking && this.#deps.bundle?.columnRules === true) {
+        if (d.copyOut !== undefined && d.decision !== 'Block' && this.#masking && this.#bundle?.columnRules === true) {
           d = { ...d, decision: 'Block', rules: [], message: 'COPY TO STDOUT through the extended protocol cannot apply column masking rules; send it as a simple query, or use SELECT' };
         }
         this.#forgetLayoutsIfChanged(m.sql);
@@ -584,7 +645,7 @@ export class PgSession {
             return undefined;
           }
           this.#describeBeforeExecute(cursor, m.portal, out);
-          this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal: cursor, plan: undefined });
+          this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal: cursor, plan: undefined, pol: this.#pol });
           out.push(f.raw);
           return undefined;
         }
@@ -611,7 +672,7 @@ export class PgSession {
               const before: Buffer[] = [];
               describe(before);
               this.#writeUp(before);
-              this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
+              this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol });
             }
           });
         }
@@ -623,7 +684,7 @@ export class PgSession {
           return undefined;
         }
         describe(out);
-        this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined });
+        this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol });
         out.push(f.raw);
         return undefined;
       }
@@ -658,7 +719,7 @@ export class PgSession {
         const rec = this.#statementRecord('(fast-path function call)', 'simple', d, {});
         this.#awaitingReady += 1;
         this.#batchRan = false;
-        this.#expect({ k: 'query', rec: rec.rec, refusal: this.#refusalFor(d, rec), plan: undefined, fields: undefined, failed: false });
+        this.#expect({ k: 'query', rec: rec.rec, refusal: this.#refusalFor(d, rec), plan: undefined, fields: undefined, failed: false, pol: this.#pol });
         out.push(queryMessage(REFUSED_SQL));
         return undefined;
       }
@@ -680,16 +741,29 @@ export class PgSession {
         message: 'statement text is not valid UTF-8: Airlock reads statements as UTF-8 (client_encoding is pinned to UTF8) and refuses bytes it cannot read as the server would',
       };
     }
-    const decider = this.#decider ?? this.#deps.decider;
-    if (decider === undefined) {
-      return { decision: 'Block', classes: [], rules: [], message: `no policy is loaded for connection ${this.#deps.upstream.name}: every statement is refused` };
+    const bundle = this.#bundle;
+    if (bundle === undefined) {
+      return { decision: 'Block', classes: [], rules: [], message: noPolicyMessage(this.#deps.policy, this.#pol, 'every statement is refused') };
     }
+    const decider = this.#deciderOf(bundle);
     const d = decider.decide(sql);
     if (d.binaryCopyOut === true && this.#masking && d.decision !== 'Block') {
       // refused before it runs: once the server streams binary COPY data, nothing can mask it
       return { ...d, decision: 'Block', rules: [], message: 'binary COPY TO STDOUT cannot be masked; use the text or csv format' };
     }
+    // MaskingPolicy unknownLineage: Refuse: a result column whose lineage is unknown is not run
+    const unknown = bundle.unknownLineage === 'Refuse' && this.#masking && d.decision !== 'Block' ? unknownLineageRefusal(this.#lineageOf(sql)) : undefined;
+    if (unknown !== undefined) return { ...d, decision: 'Block', rules: [], message: unknown };
+    const copies = this.#masking && d.decision !== 'Block' ? maskedWriteRefusal(bundle.masker, this.#lineageOf(sql)) : undefined;
+    if (copies !== undefined) return { ...d, decision: 'Block', rules: [], message: copies };
     return d;
+  }
+
+  #deciderOf(bundle: PolicyBundle): SqlDecider {
+    const searchPath = this.#searchPath;
+    if (searchPath === undefined) return this.#deps.deciderFor(bundle);
+    if (this.#decider?.bundle !== bundle) this.#decider = { bundle, decider: new SqlDecider(bundle, { searchPath }) };
+    return this.#decider.decider;
   }
 
   /**
@@ -704,7 +778,7 @@ export class PgSession {
       this.#recordJson(statementJson(id, via, extra, text, d));
       this.#flushRecord();
     } catch (err) {
-      if (this.#deps.upstream.failurePolicy === 'Closed') return { rec: undefined, ok: false, error: err };
+      if (this.#pol?.upstream.failurePolicy !== 'Open') return { rec: undefined, ok: false, error: err };
       this.#log.warn('recording failed; forwarding anyway (failurePolicy Open)', { error: (err as Error).message });
     }
     return { rec: { id, rows: 0, masked: 0, tags: [], error: undefined, rules: undefined }, ok: true };
@@ -712,7 +786,7 @@ export class PgSession {
 
   /** A statement's text as recorded and shown to reviewers: masked like results. */
   #recordedText(sql: string): string {
-    const masker = this.#deps.bundle?.masker;
+    const masker = this.#bundle?.masker;
     return masker === undefined ? sql : masker.maskText(sql).text;
   }
 
@@ -740,7 +814,8 @@ export class PgSession {
    * approved, the failing replacement when not (its ErrorResponse is swapped for the refusal).
    */
   async #hold(sql: string, d: Decision, rec: StatementRecord | undefined, raw: Buffer, refusedRaw: Buffer, expect: (refusal: Buffer | undefined) => void): Promise<Buffer> {
-    const { bundle, approvals, upstream } = this.#deps;
+    const { approvals } = this.#deps;
+    const { bundle, upstream } = this.#pol ?? { bundle: undefined, upstream: this.#target as UpstreamConfig };
     const approval = d.approval;
     const masker = bundle?.masker;
     let outcome: ApprovalOutcome;
@@ -952,6 +1027,7 @@ export class PgSession {
         this.#copyOut = false;
         if (e?.k === 'query') {
           if (tag !== '') e.rec?.tags.push(tag);
+          e.results = (e.results ?? 0) + 1;
           e.fields = undefined;
           e.plan = undefined;
         } else if (e?.k === 'execute') {
@@ -1022,10 +1098,11 @@ export class PgSession {
       }
       case 0x64 /* d CopyData */: {
         if (!this.#copyOut) return undefined;
-        const masker = this.#deps.bundle?.masker;
-        if (masker === undefined || !this.#masking) return undefined;
-        const text = buf.toString('utf8', start + 5, end);
         const e = this.#current();
+        const bundle = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.pol?.bundle : this.#bundle;
+        const masker = bundle?.masker;
+        if (masker === undefined || !masks(bundle)) return undefined;
+        const text = buf.toString('utf8', start + 5, end);
         const rec = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.rec : undefined;
         const copy = e?.k === 'query' ? e.copy : undefined;
         if (copy !== undefined && (!copy.header || copy.headerSeen)) {
@@ -1051,7 +1128,7 @@ export class PgSession {
         return frontendMessage('d', Buffer.from(r.text, 'utf8'));
       }
       case 0x4e /* N NoticeResponse */:
-        return this.#maskNotice('N', buf, start, end);
+        return this.#maskNotice('N', buf, start, end, this.#echoesMasked(this.#current()));
       case 0x53 /* S ParameterStatus */:
         return this.#onParameterStatus(buf, start, end);
       case 0x41 /* A NotificationResponse */:
@@ -1069,13 +1146,15 @@ export class PgSession {
   #onProbe(e: Extract<Expect, { k: 'probe' }>, type: number, buf: Buffer, start: number, end: number): typeof DROP | Promise<void> | undefined {
     switch (type) {
       case 0x54 /* T RowDescription */: {
-        const bundle = this.#deps.bundle;
-        if (bundle === undefined) return DROP;
+        const bundle = this.#bundle;
+        const catalog = this.#catalog;
+        if (bundle === undefined || catalog === undefined) return DROP;
         const fields = fieldsOf(buf, start, end);
-        const catalog = this.#deps.catalog;
         const tables = [...new Set(fields.filter((f) => f.tableID !== 0).map((f) => f.tableID))];
         if (tables.length > 0 && !catalog.has(tables)) return catalog.load(tables);
-        e.copy.plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c));
+        const lineage = bundle.columnRules ? rowLineageOf(e.copy.lineage, catalog) : undefined;
+        if (lineage instanceof Promise) return lineage;
+        e.copy.plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c), lineage);
         return DROP;
       }
       case 0x45 /* E ErrorResponse */: {
@@ -1119,7 +1198,7 @@ export class PgSession {
 
   /** `text` masked, or undefined when nothing in it is masked. */
   #maskText(text: string): string | undefined {
-    const masker = this.#deps.bundle?.masker;
+    const masker = this.#bundle?.masker;
     if (masker === undefined || !this.#masking) return undefined;
     const r = masker.maskText(text);
     if (r.masked === 0) return undefined;
@@ -1145,8 +1224,9 @@ export class PgSession {
    * they were made from expire.
    */
   #planFor(e: Extract<Expect, { k: 'query' } | { k: 'execute' }>): RowPlan | Promise<void> {
-    const bundle = this.#deps.bundle;
-    if (bundle === undefined || !this.#masking) return (e.plan = PASS_THROUGH);
+    const bundle = e.pol?.bundle;
+    const catalog = this.#catalog;
+    if (bundle === undefined || !masks(bundle) || catalog === undefined) return (e.plan = PASS_THROUGH);
     let described: Described | null | undefined;
     let formats: readonly number[] | undefined;
     if (e.k === 'query') described = e.fields;
@@ -1163,22 +1243,52 @@ export class PgSession {
       // rows without a known shape: nothing tells which columns they hold, so nothing is passed
       throw new SidecarError('NotPermitted', 'result rows arrived without a row description; they cannot be masked');
     }
-    const key = formats === undefined ? described.key : `${described.key}\u0000${formats.join(',')}`;
+    // computed columns are masked by what they derive from (sql/lineage.ts)
+    const statement = bundle.columnRules ? this.#statementLineage(e) : undefined;
+    const lineage = statement === null ? undefined : rowLineageOf(statement, catalog);
+    if (lineage instanceof Promise) return lineage;
+    // plans depend on the bundle too: a swapped one makes its own
+    const key = `${bundle.digest}\u0000${formats === undefined ? described.key : `${described.key}\u0000${formats.join(',')}`}${lineage === undefined ? '' : `\u0000${lineage.key ?? ''}`}`;
     const now = Date.now();
     const cached = this.#plans.get(key);
     if (cached !== undefined && now < cached.until) return (e.plan = cached.plan);
     const fields = formats === undefined ? described.fields : withFormats(described.fields, formats);
-    const catalog = this.#deps.catalog;
     const tables = [...new Set(fields.filter((f) => f.tableID !== 0).map((f) => f.tableID))];
     if (tables.length > 0 && !catalog.has(tables)) return catalog.load(tables);
-    const plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c));
+    const plan = planRow(fields, bundle.masker, (t, c) => catalog.cached(t, c), lineage);
     if (this.#plans.size >= DESCRIBED_CACHE) this.#plans.clear();
     this.#plans.set(key, { plan, until: tables.length > 0 ? catalog.validUntil(tables) : Infinity });
     return (e.plan = plan);
   }
 
+  /** The lineage of a query's statements (column rules only: others do not need it). */
+  #lineageOf(sql: string | undefined): QueryLineage | undefined {
+    if (sql === undefined || this.#bundle?.columnRules !== true) return undefined;
+    return this.#lineage.of(sql, this.#searchPath);
+  }
+
+  /**
+   * The lineage of the statement a result belongs to: the query's statement by its position,
+   * the prepared statement of a portal; undefined when unknown (FETCH, SQL EXECUTE): computed
+   * columns are then opaque; null when there is nothing to follow (no column rules).
+   */
+  #statementLineage(e: Extract<Expect, { k: 'query' } | { k: 'execute' }>): StatementLineage | undefined | null {
+    if (e.k === 'query') return e.lineage === undefined ? null : e.lineage.statements[e.results ?? 0];
+    const sql = e.portal?.statement?.sql;
+    return sql === undefined ? undefined : this.#lineageOf(sql)?.statements[0];
+  }
+
+  /** true when an error or notice of the current statement may quote values of masked columns */
+  #echoesMasked(e: Expect | undefined): boolean {
+    const bundle = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.pol?.bundle : undefined;
+    if (bundle === undefined || !bundle.columnRules || (e?.k !== 'query' && e?.k !== 'execute')) return false;
+    if (e.k === 'query') return e.lineage !== undefined && readsMasked(bundle.masker, e.lineage.statements);
+    return readsMasked(bundle.masker, [this.#statementLineage(e) ?? undefined]);
+  }
+
   #onError(buf: Buffer, start: number, end: number): Buffer | undefined {
     const e = this.#current();
+    const echoes = this.#echoesMasked(e);
     let replaced: Buffer | undefined;
     const severity = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x53)?.[1];
     if (severity === 'FATAL' || severity === 'PANIC') this.#fatalSeen = true;
@@ -1188,7 +1298,7 @@ export class PgSession {
       replaced = e.refusal;
       if (e.rec !== undefined && e.rec.error === undefined) e.rec.error = e.refusal !== undefined ? 'refused' : (readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x43)?.[1] ?? 'error');
       e.failed = true;
-      return replaced ?? this.#maskNotice('E', buf, start, end);
+      return replaced ?? this.#maskNotice('E', buf, start, end, echoes);
     }
     // extended protocol: the failing message, then PostgreSQL discards everything up to Sync
     this.#pop();
@@ -1213,16 +1323,22 @@ export class PgSession {
         if (x.k === 'execute') this.#finishResult(x.rec, 'not run: an earlier message of the batch failed');
       }
     }
-    return replaced ?? this.#maskNotice('E', buf, start, end);
+    return replaced ?? this.#maskNotice('E', buf, start, end, echoes);
   }
 
   /** Error and notice texts can quote values (a unique violation's key): they are masked like results. */
-  #maskNotice(type: 'E' | 'N', buf: Buffer, start: number, end: number): Buffer | undefined {
-    const masker = this.#deps.bundle?.masker;
+  #maskNotice(type: 'E' | 'N', buf: Buffer, start: number, end: number, echoes = false): Buffer | undefined {
+    const masker = this.#bundle?.masker;
     if (masker === undefined || !this.#masking) return undefined;
     const f = readNoticeFields(buf.subarray(start, end));
     const changed = { count: 0 };
-    const fields = f.fields.map(([c, v]): readonly [number, string] => {
+    // a statement reading masked columns: what may quote their values is withheld (rows.ts)
+    const withheld = echoes ? withholdEchoes(f.fields) : undefined;
+    if (withheld !== undefined) {
+      changed.count += 1;
+      this.#counts.masked += 1;
+    }
+    const fields = (withheld ?? f.fields).map(([c, v]): readonly [number, string] => {
       // every field but the severity (S, V) and the SQLSTATE (C): message, detail, hint, where,
       // internal query, schema/table/column/type/constraint names, file, routine, …
       if (c === 0x53 || c === 0x56 || c === 0x43) return [c, v];
@@ -1244,7 +1360,7 @@ export class PgSession {
     if (this.#phase === 'closed') return;
     if (!this.#fatalSeen && this.#phase === 'ready') {
       this.#flushAgent();
-      this.#agent.write(errorResponse({ severity: 'FATAL', code: '08006', message: `airlock: the upstream server ${this.#deps.upstream.host}:${String(this.#deps.upstream.port)} closed the connection` }));
+      this.#agent.write(errorResponse({ severity: 'FATAL', code: '08006', message: `airlock: the upstream server ${this.#target?.host ?? '?'}:${String(this.#target?.port ?? 0)} closed the connection` }));
     }
     this.#agent.end();
     this.#end('the upstream closed the connection');
@@ -1316,6 +1432,11 @@ export class PgSession {
 }
 
 const DROP: unique symbol = Symbol('drop');
+
+/** a bundle with masking policies: results are masked */
+function masks(bundle: PolicyBundle | undefined): boolean {
+  return (bundle?.maskingPolicies.length ?? 0) > 0;
+}
 
 /**
  * Writes and empties `out`; false when the socket wants a drain. Buffers that are consecutive

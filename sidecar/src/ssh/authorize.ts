@@ -14,7 +14,10 @@ import type { SessionRecorder } from './recorder.ts';
 export const UNRESOLVABLE_LINE = 'eval "$AIRLOCK_LINE_NOT_REBUILT"';
 
 export interface AuthorizeContext {
-  readonly bundle: PolicyBundle | undefined;
+  /** the policy for the next command, read as it starts (hot reload); undefined refuses */
+  current(): PolicyBundle | undefined;
+  /** the message of a command refused for want of a policy */
+  noPolicy(): string;
   readonly approvals: ApprovalPort;
   readonly recorder: SessionRecorder;
   readonly connection: { readonly name: string; readonly namespace: string };
@@ -54,14 +57,17 @@ async function decide(bundle: PolicyBundle, req: CommandRequest): Promise<Decisi
   };
 }
 
-/** Resolves when the command may run; throws SidecarError / RecorderError otherwise. */
-export async function authorize(ctx: AuthorizeContext, req: CommandRequest, counters: Counters): Promise<void> {
-  const bundle = ctx.bundle;
+/**
+ * Resolves with the bundle the command was decided with (its output is masked with it) when the
+ * command may run; throws SidecarError / RecorderError otherwise.
+ */
+export async function authorize(ctx: AuthorizeContext, req: CommandRequest, counters: Counters): Promise<PolicyBundle> {
+  const bundle = ctx.current();
   counters.commands++;
   if (bundle === undefined) {
     counters.blocked++;
     ctx.recorder.note({ type: 'command', channel: req.channel, kind: req.kind, command: req.command, decision: 'Block', rules: [], message: 'no policy loaded' }, true);
-    throw new SidecarError('PolicyUnavailable', 'no policy is loaded for this connection: every command is refused');
+    throw new SidecarError('PolicyUnavailable', ctx.noPolicy());
   }
   const decision = await decide(bundle, req);
   const masked = bundle.masker.maskText(req.command).text;
@@ -82,8 +88,9 @@ export async function authorize(ctx: AuthorizeContext, req: CommandRequest, coun
     counters.blocked++;
     throw new SidecarError('Blocked', decision.message, decision.rules);
   }
-  if (decision.decision === 'Allow') return;
+  if (decision.decision === 'Allow') return bundle;
   await approve(ctx, req, decision, masked, counters);
+  return bundle;
 }
 
 async function approve(ctx: AuthorizeContext, req: CommandRequest, decision: Decision, masked: string, counters: Counters): Promise<void> {

@@ -1,12 +1,13 @@
 /** What every channel handler of one SSH session shares. */
 import type { Client } from 'ssh2';
-import type { ProxyOptions } from '../proxy.ts';
+import type { SessionOptions } from '../proxy.ts';
 import type { Logger } from '../log.ts';
 import type { AuthorizeContext, Counters } from './authorize.ts';
 import type { SessionRecorder } from './recorder.ts';
 
 export interface SessionContext {
-  readonly options: ProxyOptions;
+  /** the policy and upstream as they were when the session started (its upstream connection, channel permissions) */
+  readonly options: SessionOptions;
   readonly recorder: SessionRecorder;
   readonly counters: Counters & { refused: number; sftpOps: number };
   readonly log: Logger;

@@ -65,8 +65,8 @@ export function aborted(st: ChannelState): boolean {
 export async function runExec(ctx: SessionContext, st: ChannelState, agent: ServerChannel, command: string): Promise<void> {
   let cast: ChannelCast | undefined;
   try {
-    cast = openCast(ctx, st, ctx.options.bundle?.masker.maskText(command).text ?? command);
-    await authorize(
+    cast = openCast(ctx, st, ctx.auth.current()?.masker.maskText(command).text ?? command);
+    const bundle = await authorize(
       ctx.auth,
       {
         channel: st.id,
@@ -94,12 +94,11 @@ export async function runExec(ctx: SessionContext, st: ChannelState, agent: Serv
       upstream.close();
       return;
     }
-    const bundle = ctx.options.bundle;
     const relay = relayOutput({
       agent,
       upstream,
       cast,
-      masker: () => bundle?.masker.stream(),
+      masker: () => bundle.masker.stream(),
       binaryOutput: ctx.options.upstream.ssh?.binaryOutput ?? 'Refuse',
       onDone: (exit, masked, error) => {
         if (error !== undefined) {

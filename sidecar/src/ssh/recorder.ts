@@ -52,6 +52,11 @@ export class SessionRecorder {
     return this.#writer?.head;
   }
 
+  /** records in the chain so far */
+  get records(): number {
+    return this.#writer?.records ?? 0;
+  }
+
   #fail(err: unknown): void {
     this.#error = err instanceof RecorderError ? err : new RecorderError((err as Error).message);
     if (!this.#warned) {

@@ -6,7 +6,7 @@
  * failure is recorded and every channel is then refused with its message.
  */
 import type { Client, ClientInfo, Connection } from 'ssh2';
-import type { ProxyOptions } from '../proxy.ts';
+import { noPolicyMessage, policyOf, type ProxyOptions, type SessionOptions } from '../proxy.ts';
 import { SidecarError } from '../errors.ts';
 import type { SessionContext } from './context.ts';
 import { handleSession } from './channel.ts';
@@ -28,9 +28,42 @@ function destroySocket(conn: Connection): void {
   else conn.end();
 }
 
-export function startSession(options: ProxyOptions, conn: Connection, info: ClientInfo): SessionHandle {
+/** The agent is turned away before anything is recorded: nothing is enforced for the connection now. */
+function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): SessionHandle {
+  proxy.log.warn('connection refused', { error: message });
+  let resolveClosed: () => void = () => undefined;
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  conn.on('authentication', (auth) => {
+    auth.reject();
+  });
+  conn.on('error', () => {
+    destroySocket(conn);
+  });
+  conn.on('close', () => {
+    resolveClosed();
+  });
+  return {
+    id: '',
+    closed,
+    close() {
+      conn.end();
+      setTimeout(resolveClosed, 2000).unref();
+    },
+  };
+}
+
+export function startSession(proxy: ProxyOptions, conn: Connection, info: ClientInfo): SessionHandle {
+  const source = policyOf(proxy);
+  // the policy as the session starts: its upstream connection and channel permissions; each
+  // command reads the current one (ctx.auth.current)
+  const start = source.current();
+  if (start === undefined) return refuseAll(proxy, conn, noPolicyMessage(source, undefined, 'the connection is refused'));
+  const options: SessionOptions = { ...proxy, bundle: start.bundle, upstream: start.upstream };
   const recorder = new SessionRecorder(options.recordingsDir, options.upstream.name, options.upstream.failurePolicy, options.log);
   const log = options.log.child({ session: recorder.id, connection: `${options.upstream.namespace}/${options.upstream.name}` });
+  const startTime = new Date();
   const abort = new AbortController();
   let channels = 0;
   let upstream: Promise<Client> | undefined;
@@ -57,6 +90,18 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     true,
   );
   log.info('session start', { client: `${info.ip}:${info.port}` });
+  if (recorder.path !== undefined) {
+    proxy.sessions?.started({
+      id: recorder.id,
+      connection: options.upstream.name,
+      protocol: 'ssh',
+      startTime,
+      recordingPath: recorder.path,
+      counts: () => ({ statements: counters.commands, rows: 0, maskedValues: 0, blocked: counters.blocked, approvals: counters.approvals }),
+      head: () => ({ hash: recorder.head, records: recorder.records }),
+      closed,
+    });
+  }
 
   const ctx: SessionContext = {
     options,
@@ -64,7 +109,8 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
     counters,
     log,
     auth: {
-      bundle: options.bundle,
+      current: () => source.current()?.bundle,
+      noPolicy: () => noPolicyMessage(source, source.current(), 'every command is refused'),
       approvals: options.approvals,
       recorder,
       connection: { name: options.upstream.name, namespace: options.upstream.namespace },
@@ -80,7 +126,7 @@ export function startSession(options: ProxyOptions, conn: Connection, info: Clie
   };
 
   function startUpstream(): Promise<Client> {
-    if (options.bundle === undefined) return Promise.reject(new SidecarError('PolicyUnavailable', 'no policy is loaded for this connection: nothing is forwarded'));
+    if (options.bundle === undefined) return Promise.reject(new SidecarError('PolicyUnavailable', noPolicyMessage(source, start, 'nothing is forwarded')));
     const { promise, client: c } = connectUpstream(options.upstream);
     client = c;
     let ready = false;

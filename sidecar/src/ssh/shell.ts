@@ -27,7 +27,8 @@ export async function runShell(ctx: SessionContext, st: ChannelState, agent: Ser
   let cast: ChannelCast | undefined;
   try {
     const ssh = ctx.options.upstream.ssh;
-    if (ctx.options.bundle === undefined) throw new SidecarError('PolicyUnavailable', 'no policy is loaded for this connection: every command is refused');
+    const bundle = ctx.auth.current();
+    if (bundle === undefined) throw new SidecarError('PolicyUnavailable', ctx.auth.noPolicy());
     if (ssh?.allowShell !== true) throw new SidecarError('NotPermitted', `interactive shells are not allowed on connection ${ctx.options.upstream.name} (spec.ssh.allowShell is false); run commands with exec: ssh <host> '<command>'`);
     cast = openCast(ctx, st, 'shell');
     ctx.recorder.record({ type: 'shell', channel: st.id, pty: st.pty === undefined ? null : { term: st.pty.term, cols: st.pty.cols ?? 80, rows: st.pty.rows ?? 24 } }, true);
@@ -39,7 +40,6 @@ export async function runShell(ctx: SessionContext, st: ChannelState, agent: Ser
       });
     });
     st.upstream = upstream;
-    const bundle = ctx.options.bundle;
     const castRef = cast;
     const relay = relayOutput({
       agent,
