@@ -28,7 +28,7 @@ interface RunningOperator {
 function startOperator(extra: readonly string[] = []): RunningOperator {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--resync-period', `${RESYNC_SECONDS}s`, ...extra],
+    [join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--resync-period', `${RESYNC_SECONDS}s`, '--control-addr', 'off', '--manage-certificates=false', ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let text = '';

@@ -12,7 +12,12 @@ export type BundleResult =
   | { readonly ok: true; readonly digest: string }
   | { readonly ok: false; readonly message: string };
 
-/** the operator only compiles to judge: the key of the `hash` action does not matter here */
+/**
+ * The operator only compiles to judge: the key of the `hash` action changes what `hash` outputs,
+ * never the bundle's digest (a sha256 over the connection's spec and the selected policies'
+ * names and specs), so the sidecar, which derives its key from the credentials Secret, computes
+ * the same digest from the same objects.
+ */
 const JUDGING_HASH_KEY = new Uint8Array(32);
 
 function failure(err: unknown): { readonly ok: false; readonly message: string } {
@@ -90,4 +95,34 @@ export function compileConnectionBundle(connection: AgentConnection, maskingPoli
   } catch (err) {
     return failure(err);
   }
+}
+
+/**
+ * What PolicyCompiled judges for a connection: each selecting policy on its own (so the message
+ * names the one that fails), then their bundle. The policies are the selecting ones, sorted by name.
+ */
+export function judgeConnectionPolicies(connection: AgentConnection, maskingPolicies: readonly MaskingPolicy[], approvalRules: readonly ApprovalRule[]): BundleResult {
+  for (const policy of maskingPolicies) {
+    const result = compileMaskingPolicy(policy);
+    if (!result.ok) return { ok: false, message: `MaskingPolicy "${policy.metadata.name ?? ''}" does not compile: ${result.message}` };
+  }
+  for (const rule of approvalRules) {
+    const result = compileApprovalRule(rule);
+    if (!result.ok) return { ok: false, message: `ApprovalRule "${rule.metadata.name ?? ''}" does not compile: ${result.message}` };
+  }
+  const bundle = compileConnectionBundle(connection, maskingPolicies, approvalRules);
+  return bundle.ok ? bundle : { ok: false, message: `the policy bundle does not compile: ${bundle.message}` };
+}
+
+/** the MaskingPolicies and ApprovalRules of the connection's namespace that select it, sorted by name */
+export function selectingPolicies(
+  connection: AgentConnection,
+  maskingPolicies: readonly MaskingPolicy[],
+  approvalRules: readonly ApprovalRule[],
+): { readonly maskingPolicies: MaskingPolicy[]; readonly approvalRules: ApprovalRule[] } {
+  const byName = (a: { metadata: { name?: string } }, b: { metadata: { name?: string } }): number => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '');
+  return {
+    maskingPolicies: maskingPolicies.filter((p) => selects(p.spec.connectionSelector, connection)).sort(byName),
+    approvalRules: approvalRules.filter((r) => selects(r.spec.connectionSelector, connection)).sort(byName),
+  };
 }

@@ -24,6 +24,29 @@ export class OperatorMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly controlRequests = new Counter({
+    name: 'airlock_operator_control_requests_total',
+    help: 'Control-API requests by route and HTTP status code.',
+    labelNames: ['route', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly controlRefusals = new Counter({
+    name: 'airlock_operator_control_refusals_total',
+    help: 'Control-API requests refused (401/403 and other errors), by error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly bundleDuration = new Histogram({
+    name: 'airlock_operator_control_bundle_seconds',
+    help: 'Time to answer GET /v1/bundle (token verification and assembly), long-poll waiting excluded.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly longPolls = new Gauge({
+    name: 'airlock_operator_control_long_polls',
+    help: 'Bundle requests waiting for a change right now.',
+    registers: [this.registry],
+  });
   readonly queueDepth: Gauge;
   readonly informerRestarts = new Counter({
     name: 'airlock_operator_informer_restarts_total',

@@ -34,7 +34,15 @@ export function planReconcile(key: ObjectKey, view: ClusterView, now: string): R
     case 'AgentConnection': {
       const connection = view.connection(namespace, name);
       if (connection === undefined) return { action: 'none', why: 'deleted' };
-      const inputs = { maskingPolicies: view.maskingPolicies(namespace), approvalRules: view.approvalRules(namespace), secretKeys: view.secretKeys(namespace) };
+      const sessions = view.agentSessions?.(namespace);
+      const approvalRequests = view.approvalRequests?.(namespace);
+      const inputs = {
+        maskingPolicies: view.maskingPolicies(namespace),
+        approvalRules: view.approvalRules(namespace),
+        secretKeys: view.secretKeys(namespace),
+        ...(sessions === undefined ? {} : { sessions }),
+        ...(approvalRequests === undefined ? {} : { approvalRequests }),
+      };
       return planFor(connection, agentConnectionStatus(connection, inputs, now), PLURALS.AgentConnection);
     }
     case 'MaskingPolicy': {

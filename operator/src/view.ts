@@ -2,7 +2,7 @@
  * What the reconcilers read: the informers' caches, seen through plain functions so the
  * dependents logic is testable with plain values.
  */
-import type { AgentConnection, ApprovalRule, MaskingPolicy } from '@airlock/api';
+import type { AgentConnection, AgentSession, ApprovalRequest, ApprovalRule, MaskingPolicy } from '@airlock/api';
 
 export interface ClusterView {
   connection(namespace: string, name: string): AgentConnection | undefined;
@@ -13,4 +13,8 @@ export interface ClusterView {
   approvalRules(namespace: string): readonly ApprovalRule[];
   /** data keys of the Secrets of a namespace, by name */
   secretKeys(namespace: string): ReadonlyMap<string, readonly string[]>;
+  /** the AgentSessions of a namespace (connection status counters); absent: not watched */
+  agentSessions?(namespace: string): readonly AgentSession[];
+  /** the ApprovalRequests of a namespace (pending approvals of a connection); absent: not watched */
+  approvalRequests?(namespace: string): readonly ApprovalRequest[];
 }

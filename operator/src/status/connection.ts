@@ -8,15 +8,18 @@
  *   so does their bundle; status.policies carries its digest.
  * - Ready: both of the above.
  *
- * Fields other writers own (session counters, recent sessions, pending approvals) are kept.
+ * - sessions, recentSessions, pendingApprovals: from the namespace's AgentSessions and
+ *   ApprovalRequests when the caller passes them (sessions/summary.ts); kept as they were when not.
  */
-import type { AgentConnection, ApprovalRule, MaskingPolicy } from '@airlock/api';
+import type { AgentConnection, AgentSession, ApprovalRequest, ApprovalRule, MaskingPolicy } from '@airlock/api';
 import { compileApprovalRule, compileConnectionBundle, compileMaskingPolicy, selects } from '../compile.ts';
+import { connectionActivity, type SessionSummary } from '../sessions/summary.ts';
 import { CONDITION_TYPES, REASONS, readyCondition, settleConditions, type Condition, type DesiredCondition } from '../conditions.ts';
 
 type ConnectionStatusFields = NonNullable<AgentConnection['status']>;
 
-export interface ConnectionStatus extends Omit<ConnectionStatusFields, 'conditions' | 'policies'> {
+export interface ConnectionStatus extends Omit<ConnectionStatusFields, 'conditions' | 'policies' | 'recentSessions'> {
+  readonly recentSessions?: readonly Partial<SessionSummary>[];
   readonly observedGeneration?: number;
   readonly conditions: readonly Condition[];
   readonly policies: { readonly maskingPolicies: readonly string[]; readonly approvalRules: readonly string[]; readonly bundleDigest?: string };
@@ -27,6 +30,10 @@ export interface ConnectionInputs {
   readonly approvalRules: readonly ApprovalRule[];
   /** data keys of the Secrets of the connection's namespace, by Secret name */
   readonly secretKeys: ReadonlyMap<string, readonly string[]>;
+  /** the AgentSessions of the connection's namespace (any connection); omitted: counters kept as they were */
+  readonly sessions?: readonly AgentSession[];
+  /** the ApprovalRequests of the connection's namespace (any connection); omitted: pendingApprovals kept */
+  readonly approvalRequests?: readonly ApprovalRequest[];
 }
 
 interface KeyNeed {
@@ -121,8 +128,12 @@ export function agentConnectionStatus(connection: AgentConnection, inputs: Conne
   );
   const generation = connection.metadata.generation;
   const { conditions: previous, ...others } = connection.status ?? {};
+  const name = connection.metadata.name ?? '';
+  const activity = inputs.sessions === undefined && inputs.approvalRequests === undefined ? undefined : connectionActivity(name, inputs.sessions ?? [], inputs.approvalRequests ?? []);
   return {
     ...others,
+    ...(activity === undefined || inputs.sessions === undefined ? {} : { sessions: activity.sessions, recentSessions: activity.recentSessions }),
+    ...(activity === undefined || inputs.approvalRequests === undefined ? {} : { pendingApprovals: activity.pendingApprovals }),
     ...(generation === undefined ? {} : { observedGeneration: generation }),
     conditions: settleConditions(previous, [ready, credentials, policy.condition], generation, now),
     policies: {
