@@ -18,12 +18,14 @@ function lazy(load: () => Promise<Command>): Command {
 
 const COMMANDS: ReadonlyMap<string, { readonly summary: string; readonly run: Command }> = new Map<string, { readonly summary: string; readonly run: Command }>([
   ['approvals', { summary: 'List, approve or deny statements and commands a local sidecar holds for approval', run: lazy(async () => (await import('./commands/approvals.ts')).approvalsCommand) }],
+  ['capture', { summary: 'Install the iptables rules that send an agent pod\'s traffic to its sidecar (the injected init container)', run: lazy(async () => (await import('./commands/capture.ts')).captureCommand) }],
   ['check', { summary: 'Decide SQL statements and SSH command lines with a connection\'s policy, offline', run: lazy(async () => (await import('./commands/check.ts')).checkCommand) }],
   ['mask', { summary: 'Mask values and text with a connection\'s masking policies, offline', run: lazy(async () => (await import('./commands/mask.ts')).maskCommand) }],
-  ['operator', { summary: 'Run the operator against a cluster: status and conditions of connections and policies', run: lazy(async () => (await import('./commands/operator.ts')).operatorCommand) }],
+  ['operator', { summary: 'Run the operator against a cluster: status, approvals, sessions, and the control API for sidecars', run: lazy(async () => (await import('./commands/operator.ts')).operatorCommand) }],
   ['sessions', { summary: 'Verify a recording\'s hash chain, or show it as a timeline', run: lazy(async () => (await import('./commands/sessions.ts')).sessionsCommand) }],
-  ['sidecar', { summary: 'Run the proxy for one connection from manifests on disk (local mode)', run: lazy(async () => (await import('./commands/sidecar.ts')).sidecarCommand) }],
+  ['sidecar', { summary: 'Run the proxy for a pod with its bundle from the operator (--cluster), or for one connection from manifests on disk', run: lazy(async () => (await import('./commands/sidecar.ts')).sidecarCommand) }],
   ['validate', { summary: 'Validate manifests against the Airlock CRD schemas and rules, offline', run: lazy(async () => (await import('./commands/validate.ts')).validateCommand) }],
+  ['webhook', { summary: 'Serve the admission webhooks: sidecar injection, policy validation, approver identity', run: lazy(async () => (await import('./commands/webhook.ts')).webhookCommand) }],
 ]);
 
 export function version(): string {

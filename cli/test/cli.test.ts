@@ -35,7 +35,7 @@ test('npx airlock resolves the workspace bin', () => {
 test('--help lists the commands; no arguments prints help and exits 2', async () => {
   const io = capture();
   assert.equal(await run(['--help'], io), 0);
-  assert.match(io.out(), /Commands:\n {2}approvals +List, approve or deny .*\n {2}check +Decide .*\n {2}mask +Mask .*\n {2}operator +Run the operator .*\n {2}sessions +Verify .*\n {2}sidecar +Run the proxy .*\n {2}validate +Validate /);
+  assert.match(io.out(), /Commands:\n {2}approvals +List, approve or deny .*\n {2}capture +Install the iptables rules .*\n {2}check +Decide .*\n {2}mask +Mask .*\n {2}operator +Run the operator .*\n {2}sessions +Verify .*\n {2}sidecar +Run the proxy .*\n {2}validate +Validate .*\n {2}webhook +Serve the admission webhooks/);
   const none = capture();
   assert.equal(await run([], none), 2);
   assert.match(none.out(), /Usage:/);

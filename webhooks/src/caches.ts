@@ -1,0 +1,83 @@
+/**
+ * The cluster state a pod admission needs, from informers (no API call on the hot path):
+ * Namespaces (their opt-in labels and capture annotations) and AgentConnections. A namespace
+ * missing from the cache (created a moment ago) is read once from the API server.
+ */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
+import { GROUP, VERSION, type AgentConnection } from '@airlock/api';
+import type { Logger } from 'winston';
+import type { Clock } from './clock.ts';
+import { SupervisedInformer } from './informer.ts';
+
+export interface ClusterView {
+  /** every informer has synced since its last error */
+  readonly synced: boolean;
+  /** names of what has not synced yet */
+  notSynced(): readonly string[];
+  /** the namespace, from the cache or (on a miss) from the API server; undefined when it does not exist */
+  namespace(name: string): Promise<V1Namespace | undefined>;
+  /** the AgentConnections of a namespace; undefined while their informer has not synced */
+  connections(namespace: string): readonly AgentConnection[] | undefined;
+}
+
+export class InformerCaches implements ClusterView {
+  readonly #namespaces: SupervisedInformer<V1Namespace>;
+  readonly #connections: SupervisedInformer<KubernetesObject>;
+  readonly #core: CoreV1Api;
+
+  constructor({ config, clock, log, onRestart }: { readonly config: KubeConfig; readonly clock: Clock; readonly log: Logger; readonly onRestart?: (informer: string) => void }) {
+    this.#core = config.makeApiClient(CoreV1Api);
+    const custom = config.makeApiClient(CustomObjectsApi);
+    this.#namespaces = new SupervisedInformer({
+      name: 'namespaces',
+      config,
+      path: '/api/v1/namespaces',
+      list: () => this.#core.listNamespace(),
+      clock,
+      log,
+      onRestart: () => onRestart?.('namespaces'),
+    });
+    this.#connections = new SupervisedInformer({
+      name: 'agentconnections',
+      config,
+      path: `/apis/${GROUP}/${VERSION}/agentconnections`,
+      list: async () => (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'agentconnections' })) as KubernetesListObject<KubernetesObject>,
+      clock,
+      log,
+      onRestart: () => onRestart?.('agentconnections'),
+    });
+  }
+
+  start(): void {
+    this.#namespaces.start();
+    this.#connections.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.#namespaces.stop(), this.#connections.stop()]);
+  }
+
+  get synced(): boolean {
+    return this.#namespaces.synced && this.#connections.synced;
+  }
+
+  notSynced(): readonly string[] {
+    return [this.#namespaces, this.#connections].filter((i) => !i.synced).map((i) => `informer ${i.name}`);
+  }
+
+  async namespace(name: string): Promise<V1Namespace | undefined> {
+    const cached = this.#namespaces.cache.get(name);
+    if (cached !== undefined) return cached;
+    try {
+      return await this.#core.readNamespace({ name });
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  connections(namespace: string): readonly AgentConnection[] | undefined {
+    if (!this.#connections.synced) return undefined;
+    return this.#connections.cache.list(namespace) as unknown as readonly AgentConnection[];
+  }
+}

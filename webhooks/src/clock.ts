@@ -1,0 +1,18 @@
+/** Time as the webhook sees it: passed by constructor so handlers and reloads run on a fake clock in tests. */
+export interface Clock {
+  /** milliseconds since the epoch */
+  now(): number;
+  /** runs `fn` after `ms`; the returned function cancels it */
+  setTimer(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => {
+      clearTimeout(timer);
+    };
+  },
+};

@@ -1,0 +1,96 @@
+/**
+ * An informer that comes back after errors. client-node's informer stops on its first error and
+ * never restarts by itself (../shared/notes/kubernetes-client.md); this one restarts it with
+ * exponential backoff (1 s doubling to 60 s, reset once it has synced) and says whether it has
+ * synced since its last error. (The operator has the same piece; both belong in a shared
+ * package.)
+ */
+import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import type { Logger } from 'winston';
+import type { Clock } from './clock.ts';
+
+export interface SupervisedInformerOptions<T extends KubernetesObject> {
+  readonly name: string;
+  readonly config: KubeConfig;
+  /** the watch path, e.g. /apis/airlock.dev/v1alpha1/agentconnections */
+  readonly path: string;
+  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly onRestart?: () => void;
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+export class SupervisedInformer<T extends KubernetesObject> {
+  readonly name: string;
+  readonly #informer: Informer<T> & ObjectCache<T>;
+  readonly #options: SupervisedInformerOptions<T>;
+  #synced = false;
+  #stopped = true;
+  /** bumped by every start and error, so a late start() result cannot mark a failed attempt synced */
+  #attempt = 0;
+  #backoffMs: number;
+  #cancelRestart: (() => void) | undefined;
+
+  constructor(options: SupervisedInformerOptions<T>) {
+    this.name = options.name;
+    this.#options = options;
+    this.#backoffMs = options.initialBackoffMs ?? 1000;
+    this.#informer = makeInformer(options.config, options.path, options.list);
+    this.#informer.on('error', (err: unknown) => {
+      this.#failed(err);
+    });
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get cache(): ObjectCache<T> {
+    return this.#informer;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#synced = false;
+    this.#cancelRestart?.();
+    this.#cancelRestart = undefined;
+    await this.#informer.stop();
+  }
+
+  #run(): void {
+    const attempt = ++this.#attempt;
+    this.#informer.start().then(
+      () => {
+        if (attempt !== this.#attempt || this.#stopped) return;
+        this.#synced = true;
+        this.#backoffMs = this.#options.initialBackoffMs ?? 1000;
+        this.#options.log.info('informer synced', { informer: this.name });
+      },
+      (err: unknown) => {
+        if (attempt === this.#attempt) this.#failed(err);
+      },
+    );
+  }
+
+  #failed(err: unknown): void {
+    this.#attempt++;
+    this.#synced = false;
+    if (this.#stopped || this.#cancelRestart !== undefined) return;
+    const delay = this.#backoffMs;
+    this.#backoffMs = Math.min(delay * 2, this.#options.maxBackoffMs ?? 60_000);
+    this.#options.log.warn('informer failed; restarting', { informer: this.name, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+    this.#cancelRestart = this.#options.clock.setTimer(delay, () => {
+      this.#cancelRestart = undefined;
+      if (this.#stopped) return;
+      this.#options.onRestart?.();
+      this.#run();
+    });
+  }
+}
