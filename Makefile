@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
-UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'cli/test/**/*.test.ts'
+UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'webhooks/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
 .PHONY: help install deps controlplane images generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
@@ -42,6 +42,10 @@ controlplane: ## build Kubernetes (API server, kubelet, ...), etcd, CoreDNS, cri
 images: install deps ## build Airlock's image and the test images into dist/ (OCI layouts); imported when a node runs
 	node hack/images/build.ts --out-dir dist
 	@bash hack/cluster/import-images.sh dist
+
+.PHONY: helm-lint
+helm-lint: controlplane ## helm lint --strict of charts/airlock, with the pinned Helm v4 (make controlplane builds it)
+	@"$$(bash hack/controlplane/build.sh)/helm" lint --strict charts/airlock --namespace airlock-system
 
 generate: install ## regenerate CRD YAML and TypeScript types from api/src/schema
 	node api/scripts/generate.ts
