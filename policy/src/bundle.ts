@@ -179,16 +179,16 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
   const labels = labelsOf(connManifest);
   const sameNs = manifests.filter((m) => namespaceOf(m) === namespace);
 
-  const approvalRules = sameNs
+  const selectedRules = sameNs
     .filter((m) => m.kind === 'ApprovalRule')
     .map((m) => m.object as unknown as ApprovalRule)
     .filter((r) => selectorMatches(r.spec.connectionSelector, labels))
-    .filter((r) => {
-      const sas = r.spec.subjects?.serviceAccounts;
-      // an unknown identity may be any service account: its rules apply (see compileApprovalRules)
-      return sas === undefined || options.serviceAccount === undefined || sas.includes(options.serviceAccount);
-    })
     .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  const approvalRules = selectedRules.filter((r) => {
+    const sas = r.spec.subjects?.serviceAccounts;
+    // an unknown identity may be any service account: its rules apply (see compileApprovalRules)
+    return sas === undefined || options.serviceAccount === undefined || sas.includes(options.serviceAccount);
+  });
   const maskingPolicies = sameNs
     .filter((m) => m.kind === 'MaskingPolicy')
     .map((m) => m.object as unknown as MaskingPolicy)
@@ -204,7 +204,9 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
   const masker = compileMasker(maskRules, hashKey);
 
   const digest = createHash('sha256')
-    .update(JSON.stringify({ connection: conn.spec, approvalRules: approvalRules.map((r) => [r.metadata.name, r.spec]), masking: maskingPolicies.map((p) => [p.metadata.name, p.spec]) }))
+    // over every rule that selects the connection, whatever the agent: the operator's
+    // PolicyCompiled digest (no agent) and every sidecar's (its agent) are the same
+    .update(JSON.stringify({ connection: conn.spec, approvalRules: selectedRules.map((r) => [r.metadata.name, r.spec]), masking: maskingPolicies.map((p) => [p.metadata.name, p.spec]) }))
     .digest('hex');
 
   return Object.freeze({

@@ -330,3 +330,12 @@ test("a session's search_path: an unqualified table counts as the table of every
   assert.equal(strict.decide('SELECT * FROM public.orders').decision, 'Allow');
   assert.equal(strict.decide('SELECT * FROM pg_class').decision, 'Block', 'pg_* is pg_catalog, not public');
 });
+
+test('the digest is the same for every agent: rules scoped to other service accounts are hashed too', () => {
+  const planner = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'planner' });
+  const other = compileBundle(exampleManifests(), { connection: 'orders-db', serviceAccount: 'someone-else' });
+  const operator = compileBundle(exampleManifests(), { connection: 'orders-db' });
+  assert.notDeepEqual(planner.approvalRules, other.approvalRules, 'the example scopes a rule to service accounts');
+  assert.equal(planner.digest, operator.digest);
+  assert.equal(other.digest, operator.digest);
+});
