@@ -383,6 +383,8 @@ describe('the rendered chart against a real kube-apiserver', () => {
         ['patch', 'validatingwebhookconfigurations.admissionregistration.k8s.io/airlock-validate'],
         ['get', '/openid/v1/jwks'],
         ['get', '/.well-known/openid-configuration'],
+        ['list', 'serviceaccounts', '-n', 'agents'],
+        ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ];
       const refused: readonly (readonly string[])[] = [
         ['delete', 'pods', '-n', 'agents'],
@@ -401,6 +403,7 @@ describe('the rendered chart against a real kube-apiserver', () => {
         ['delete', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/airlock-inject'],
         ['list', 'namespaces'],
         ['create', 'serviceaccounts/token', '-n', 'agents'],
+        ['create', 'serviceaccounts', '-n', 'agents'],
         ['*', '*', '-A'],
       ];
       for (const args of allowed) assert.equal(await can(OPERATOR_SA, args), true, `the operator should be allowed: ${args.join(' ')}`);

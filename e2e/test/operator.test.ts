@@ -28,7 +28,7 @@ interface RunningOperator {
 function startOperator(extra: readonly string[] = []): RunningOperator {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--resync-period', `${RESYNC_SECONDS}s`, '--control-addr', 'off', '--manage-certificates=false', ...extra],
+    [join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--resync-period', `${RESYNC_SECONDS}s`, '--control-addr', 'off', '--manage-certificates=false', '--access-check-period', '1s', ...extra],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let text = '';
@@ -249,6 +249,22 @@ spec:
     assert.match(condition(status, 'CredentialsResolved').message, /has no key "password", which protocol postgres needs/);
     await ok(['apply', '-f', '-'], secret);
     await until('Ready=True', () => statusOf('aconn', 'orders-db'), (s) => is(s, 'Ready', 'True'));
+  });
+
+  test('CredentialsIsolated names a ServiceAccount that can read the credentials Secret itself (SubjectAccessReview)', async () => {
+    const isolated = await until('CredentialsIsolated=True', () => statusOf('aconn', 'orders-db'), (s) => is(s, 'CredentialsIsolated', 'True'));
+    assert.equal(condition(isolated, 'CredentialsIsolated').reason, 'NoServiceAccountReads');
+    await ok(['create', 'serviceaccount', 'snoop', '-n', NS]);
+    await ok(['create', 'role', 'read-orders-creds', '-n', NS, '--verb=get', '--resource=secrets', '--resource-name=orders-db-credentials']);
+    await ok(['create', 'rolebinding', 'snoop-reads', '-n', NS, '--role=read-orders-creds', `--serviceaccount=${NS}:snoop`]);
+    const exposed = await until('CredentialsIsolated=False', () => statusOf('aconn', 'orders-db'), (s) => is(s, 'CredentialsIsolated', 'False'));
+    const c = condition(exposed, 'CredentialsIsolated');
+    assert.equal(c.reason, 'ServiceAccountsCanRead');
+    assert.match(c.message, /ServiceAccount "snoop" \(get\) of namespace "op-e2e" can read Secret "orders-db-credentials": a pod running as it could read the credentials itself and bypass the sidecar/);
+    // the connection still works: this is a warning about RBAC, not a reason to stop serving
+    assert.equal(condition(exposed, 'Ready').status, 'True');
+    await ok(['delete', 'rolebinding', 'snoop-reads', '-n', NS]);
+    await until('CredentialsIsolated=True again', () => statusOf('aconn', 'orders-db'), (s) => is(s, 'CredentialsIsolated', 'True'));
   });
 
   test('PolicyCompiled carries the bundle digest, which changes when a selecting policy changes', async () => {

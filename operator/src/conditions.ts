@@ -3,7 +3,7 @@
  * closed set of CamelCase constants; `lastTransitionTime` moves only when a condition's status
  * changes, so recomputing an unchanged status yields the same object.
  */
-export const CONDITION_TYPES = { Ready: 'Ready', CredentialsResolved: 'CredentialsResolved', PolicyCompiled: 'PolicyCompiled' } as const;
+export const CONDITION_TYPES = { Ready: 'Ready', CredentialsResolved: 'CredentialsResolved', PolicyCompiled: 'PolicyCompiled', CredentialsIsolated: 'CredentialsIsolated' } as const;
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
 
 export const REASONS = {
@@ -23,6 +23,12 @@ export const REASONS = {
   ConnectionReady: 'ConnectionReady',
   CredentialsNotResolved: 'CredentialsNotResolved',
   PolicyNotCompiled: 'PolicyNotCompiled',
+  /** CredentialsIsolated: no ServiceAccount of the namespace can read the credentials Secret */
+  NoServiceAccountReads: 'NoServiceAccountReads',
+  /** CredentialsIsolated=False: some can, so an agent running as one could bypass the sidecar */
+  ServiceAccountsCanRead: 'ServiceAccountsCanRead',
+  /** CredentialsIsolated=Unknown: not checked yet, or the check failed */
+  AccessNotChecked: 'AccessNotChecked',
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 

@@ -1,5 +1,5 @@
 /** The API clients the operator uses, built once from a KubeConfig and passed by constructor. */
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig, OpenidApi, WellKnownApi } from '@kubernetes/client-node';
+import { AuthorizationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig, OpenidApi, WellKnownApi } from '@kubernetes/client-node';
 
 export interface Kube {
   readonly config: KubeConfig;
@@ -7,6 +7,8 @@ export interface Kube {
   readonly core: CoreV1Api;
   readonly events: EventsV1Api;
   readonly coordination: CoordinationV1Api;
+  /** SubjectAccessReviews: who else can read a credentials Secret */
+  readonly authorization: AuthorizationV1Api;
   /** the service-account issuer's key set (/openid/v1/jwks) */
   readonly openid: OpenidApi;
   /** the service-account issuer's discovery document (/.well-known/openid-configuration) */
@@ -20,6 +22,7 @@ export function kubeFromConfig(config: KubeConfig): Kube {
     core: config.makeApiClient(CoreV1Api),
     events: config.makeApiClient(EventsV1Api),
     coordination: config.makeApiClient(CoordinationV1Api),
+    authorization: config.makeApiClient(AuthorizationV1Api),
     openid: config.makeApiClient(OpenidApi),
     wellKnown: config.makeApiClient(WellKnownApi),
   };

@@ -41,6 +41,7 @@ import { HealthServer } from './server.ts';
 import { LeaderElector, type LeaderElectionOptions } from './leader/elector.ts';
 import { WorkQueue } from './queue.ts';
 import type { ClusterView } from './view.ts';
+import { CredentialAccess } from './access/checker.ts';
 
 export interface OperatorOptions {
   readonly metricsHost: string;
@@ -51,6 +52,11 @@ export interface OperatorOptions {
   readonly rateLimiter?: RateLimiterOptions;
   /** reportingInstance of the Events */
   readonly instance?: string;
+  /**
+   * how long an answer to "which ServiceAccounts can read this credentials Secret"
+   * (SubjectAccessReviews) is trusted; 0 turns the CredentialsIsolated condition off (default 5m)
+   */
+  readonly accessCheckPeriodMs?: number;
   /** when set, only the holder of this Lease reconciles; the others keep warm caches */
   readonly leaderElection?: LeaderElectionOptions;
   /** when set, every replica serves the control API there */
@@ -102,6 +108,7 @@ export class Operator {
   readonly #informers: Informers;
   readonly #view: ClusterView;
   readonly #reconciler: Reconciler;
+  readonly #access: CredentialAccess | undefined;
   readonly #server: HealthServer;
   readonly #elector: LeaderElector | undefined;
   readonly #leadershipLost: Promise<void>;
@@ -160,7 +167,19 @@ export class Operator {
         return [retentionKey(namespaceOf(o)), ...connectionKey(namespaceOf(o), session.status?.connection ?? session.metadata.labels?.[CONNECTION_LABEL])];
       }),
     };
-    this.#view = cacheView(this.#informers);
+    this.#access =
+      options.accessCheckPeriodMs === 0
+        ? undefined
+        : new CredentialAccess({
+            kube,
+            clock,
+            log,
+            periodMs: options.accessCheckPeriodMs ?? 300_000,
+            onChange: (namespace) => {
+              for (const c of this.#informers.connections.cache.list(namespace)) this.#queue.add(formatKey({ kind: 'AgentConnection', namespace, name: c.metadata?.name ?? '' }));
+            },
+          });
+    this.#view = cacheView(this.#informers, this.#access);
     this.#reconciler = new Reconciler({ kube, clock, log, view: this.#view, events });
     // the approval key lives in Airlock's namespace: without it, decisions cannot be verified
     this.#approvalDeps =
@@ -286,6 +305,7 @@ export class Operator {
   async #stop(): Promise<void> {
     this.#log.info('stopping: informers, then the queue drains');
     this.#cancelResync?.();
+    this.#access?.stop();
     this.#cancelSyncWait?.();
     await this.#control?.stop();
     await Promise.all((Object.values(this.#informers) as SupervisedInformer<KubernetesObject>[]).map((i) => i.stop()));
@@ -461,8 +481,9 @@ function controlView(informers: Informers, pods: PodCache, ready: () => boolean)
   };
 }
 
-function cacheView(informers: Informers): ClusterView {
+function cacheView(informers: Informers, access: CredentialAccess | undefined): ClusterView {
   return {
+    ...(access === undefined ? {} : { credentialReaders: (namespace: string, secret: string) => access.readers(namespace, secret) }),
     connection: (namespace, name) => opt(informers.connections.cache.get(name, namespace), asConnection),
     maskingPolicy: (namespace, name) => opt(informers.maskingPolicies.cache.get(name, namespace), asMaskingPolicy),
     approvalRule: (namespace, name) => opt(informers.approvalRules.cache.get(name, namespace), asApprovalRule),

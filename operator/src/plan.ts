@@ -42,6 +42,7 @@ export function planReconcile(key: ObjectKey, view: ClusterView, now: string): R
         secretKeys: view.secretKeys(namespace),
         ...(sessions === undefined ? {} : { sessions }),
         ...(approvalRequests === undefined ? {} : { approvalRequests }),
+        ...(view.credentialReaders === undefined ? {} : { credentialReaders: { readers: view.credentialReaders(namespace, connection.spec.credentialsSecretRef.name) } }),
       };
       return planFor(connection, agentConnectionStatus(connection, inputs, now), PLURALS.AgentConnection);
     }

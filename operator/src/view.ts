@@ -17,4 +17,6 @@ export interface ClusterView {
   agentSessions?(namespace: string): readonly AgentSession[];
   /** the ApprovalRequests of a namespace (pending approvals of a connection); absent: not watched */
   approvalRequests?(namespace: string): readonly ApprovalRequest[];
+  /** ServiceAccounts of the namespace that can read a Secret, as last checked (SubjectAccessReview); undefined: not known yet; absent: not checked */
+  credentialReaders?(namespace: string, secret: string): readonly { readonly serviceAccount: string; readonly verbs: readonly string[] }[] | undefined;
 }

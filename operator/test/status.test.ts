@@ -84,6 +84,22 @@ describe('AgentConnection status', () => {
     assert.equal(status.observedGeneration, 3);
   });
 
+  test('CredentialsIsolated: reported only when checked; Unknown before the first answer, False naming who can read the Secret', () => {
+    const inputs = { maskingPolicies: [], approvalRules: [], secretKeys: secrets };
+    const isolated = (readers: { serviceAccount: string; verbs: string[] }[] | undefined) =>
+      agentConnectionStatus(orders, { ...inputs, credentialReaders: { readers } }, T0).conditions.find((c) => c.type === 'CredentialsIsolated');
+    assert.equal(agentConnectionStatus(orders, inputs, T0).conditions.find((c) => c.type === 'CredentialsIsolated'), undefined);
+    assert.equal(isolated(undefined)?.status, 'Unknown');
+    assert.equal(isolated([])?.reason, 'NoServiceAccountReads');
+    const exposed = isolated([{ serviceAccount: 'agent', verbs: ['get'] }, { serviceAccount: 'ci', verbs: ['get', 'list', 'watch'] }]);
+    assert.ok(exposed);
+    assert.equal(exposed.status, 'False');
+    assert.equal(exposed.reason, 'ServiceAccountsCanRead');
+    assert.match(exposed.message, /ServiceAccounts "agent" \(get\), "ci" \(get, list, watch\) of namespace ".*" can read Secret "orders-db-credentials": a pod running as one of them could read the credentials itself and bypass the sidecar/);
+    // a warning, not a reason to stop serving
+    assert.equal(agentConnectionStatus(orders, { ...inputs, credentialReaders: { readers: [{ serviceAccount: 'agent', verbs: ['get'] }] } }, T0).conditions[0]?.status, 'True');
+  });
+
   test('the digest changes when a selecting policy changes, not when an unrelated one does', () => {
     const digest = (policies: Parameters<typeof maskingPolicy>[]): string | undefined =>
       agentConnectionStatus(orders, { maskingPolicies: policies.map((p) => maskingPolicy(...p)), approvalRules: [], secretKeys: secrets }, T0).policies.bundleDigest;

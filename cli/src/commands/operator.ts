@@ -24,6 +24,10 @@ Options:
   --metrics-addr <host:port> where /healthz, /readyz and /metrics listen (default 127.0.0.1:8080;
                             port 0 picks a free one)
   --resync-period <dur>     how often every object is reconciled again (default 10m)
+  --access-check-period <dur>
+                            how long the answer to "which ServiceAccounts of the namespace can
+                            read this connection's credentials Secret" (SubjectAccessReviews,
+                            condition CredentialsIsolated) is trusted (default 5m; 0 turns it off)
   --workers <n>             reconciles running at once (default 2; one key never runs twice at once)
   --log-level <level>       error, warn, info or debug (default info)
   --leader-elect            reconcile only while holding a coordination.k8s.io Lease, so that
@@ -68,6 +72,7 @@ export async function operatorCommand(args: readonly string[], io: CliIO): Promi
       kubeconfig: { type: 'string' },
       'metrics-addr': { type: 'string' },
       'resync-period': { type: 'string' },
+      'access-check-period': { type: 'string' },
       workers: { type: 'string' },
       'log-level': { type: 'string' },
       'leader-elect': { type: 'boolean' },
@@ -92,12 +97,14 @@ export async function operatorCommand(args: readonly string[], io: CliIO): Promi
   let controlAddress: { readonly host: string; readonly port: number } | undefined;
   let resyncPeriodMs: number;
   let certValidityMs: number;
+  let accessCheckPeriodMs: number;
   try {
     address = parseAddress(values['metrics-addr'] ?? '127.0.0.1:8080');
     const control = values['control-addr'] ?? '0.0.0.0:8443';
     controlAddress = control === 'off' ? undefined : parseAddress(control);
     resyncPeriodMs = parseDuration(values['resync-period'] ?? '10m') * 1000;
     certValidityMs = parseDuration(values['cert-validity'] ?? '2160h') * 1000;
+    accessCheckPeriodMs = values['access-check-period'] === '0' ? 0 : parseDuration(values['access-check-period'] ?? '5m') * 1000;
   } catch (err) {
     if (err instanceof Error && 'code' in err && typeof err.code === 'string') throw new CliError(err.code, err.message);
     throw err;
@@ -146,6 +153,7 @@ export async function operatorCommand(args: readonly string[], io: CliIO): Promi
       metricsPort: address.port,
       resyncPeriodMs,
       workers,
+      accessCheckPeriodMs,
       ...(leaderElection === undefined ? {} : { leaderElection }),
       ...(controlAddress === undefined ? {} : { control: { host: controlAddress.host, port: controlAddress.port, ...(controlTlsDir === undefined ? {} : { tlsDir: controlTlsDir }) } }),
       ...(airlockNamespace === undefined ? {} : { airlockNamespace }),

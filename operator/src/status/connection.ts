@@ -34,6 +34,11 @@ export interface ConnectionInputs {
   readonly sessions?: readonly AgentSession[];
   /** the ApprovalRequests of the connection's namespace (any connection); omitted: pendingApprovals kept */
   readonly approvalRequests?: readonly ApprovalRequest[];
+  /**
+   * The ServiceAccounts of the namespace that can read the credentials Secret (readers undefined:
+   * not known yet). Omitted: not checked, and the CredentialsIsolated condition is not reported.
+   */
+  readonly credentialReaders?: { readonly readers: readonly { readonly serviceAccount: string; readonly verbs: readonly string[] }[] | undefined };
 }
 
 interface KeyNeed {
@@ -80,6 +85,26 @@ export function credentialsCondition(connection: AgentConnection, secretKeys: Re
   }
   const names = needs.map((n) => `"${n.secret}"`).join(' and ');
   return { type, status: 'True', reason: REASONS.SecretResolved, message: `Secret ${names} holds the keys protocol ${connection.spec.protocol} needs.` };
+}
+
+/** CredentialsIsolated: whether any ServiceAccount of the namespace can read the credentials Secret itself */
+export function credentialsIsolatedCondition(connection: AgentConnection, readers: readonly { readonly serviceAccount: string; readonly verbs: readonly string[] }[] | undefined): DesiredCondition {
+  const type = CONDITION_TYPES.CredentialsIsolated;
+  const namespace = connection.metadata.namespace ?? 'default';
+  const secret = connection.spec.credentialsSecretRef.name;
+  if (readers === undefined) {
+    return { type, status: 'Unknown', reason: REASONS.AccessNotChecked, message: `Not yet checked whether ServiceAccounts of namespace "${namespace}" can read Secret "${secret}".` };
+  }
+  if (readers.length === 0) {
+    return { type, status: 'True', reason: REASONS.NoServiceAccountReads, message: `No ServiceAccount of namespace "${namespace}" can read Secret "${secret}": only Airlock reads the credentials.` };
+  }
+  const who = readers.map((r) => `"${r.serviceAccount}" (${r.verbs.join(', ')})`).join(', ');
+  return {
+    type,
+    status: 'False',
+    reason: REASONS.ServiceAccountsCanRead,
+    message: `ServiceAccount${readers.length === 1 ? '' : 's'} ${who} of namespace "${namespace}" can read Secret "${secret}": a pod running as ${readers.length === 1 ? 'it' : 'one of them'} could read the credentials itself and bypass the sidecar. Remove that access (RBAC).`,
+  };
 }
 
 function sentence(text: string): string {
@@ -135,7 +160,12 @@ export function agentConnectionStatus(connection: AgentConnection, inputs: Conne
     ...(activity === undefined || inputs.sessions === undefined ? {} : { sessions: activity.sessions, recentSessions: activity.recentSessions }),
     ...(activity === undefined || inputs.approvalRequests === undefined ? {} : { pendingApprovals: activity.pendingApprovals }),
     ...(generation === undefined ? {} : { observedGeneration: generation }),
-    conditions: settleConditions(previous, [ready, credentials, policy.condition], generation, now),
+    conditions: settleConditions(
+      previous,
+      inputs.credentialReaders === undefined ? [ready, credentials, policy.condition] : [ready, credentials, policy.condition, credentialsIsolatedCondition(connection, inputs.credentialReaders.readers)],
+      generation,
+      now,
+    ),
     policies: {
       maskingPolicies: maskingPolicies.map((p) => p.metadata.name ?? ''),
       approvalRules: approvalRules.map((r) => r.metadata.name ?? ''),
