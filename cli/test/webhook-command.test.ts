@@ -14,7 +14,7 @@ test('--help prints the flags the chart uses', async () => {
   let out = '';
   assert.equal(await webhookCommand(['--help'], { stdout: { write: (s: string) => (out += s) }, stderr: io.stderr }), 0);
   assert.equal(out, WEBHOOK_HELP);
-  for (const flag of ['--listen', '--tls-dir', '--metrics-addr', '--sidecar-image', '--sidecar-image-pull-policy', '--control-url', '--control-ca-file', '--approval-key-file', '--airlock-namespace', '--kubeconfig', '--log-level']) {
+  for (const flag of ['--listen', '--tls-dir', '--metrics-addr', '--sidecar-image', '--sidecar-image-pull-policy', '--control-url', '--control-ca-file', '--approval-key-file', '--airlock-namespace', '--kubeconfig', '--log-level', '--sidecar-resources', '--default-capture']) {
     assert.ok(out.includes(flag), flag);
   }
 });
@@ -29,4 +29,8 @@ test('missing or malformed options are refused with exit status 2', async () => 
   await rejectsWith([...base, '--sidecar-image-pull-policy', 'Sometimes'], /must be one of Always, IfNotPresent, Never/);
   await rejectsWith([...base, '--log-level', 'loud'], /--log-level/);
   await rejectsWith([...base, '--kubeconfig', '/nonexistent/kubeconfig'], /cannot load the kubeconfig/);
+  await rejectsWith([...base, '--default-capture', 'sometimes'], /--default-capture must be transparent or explicit/);
+  await rejectsWith([...base, '--sidecar-resources', '{nope'], /--sidecar-resources is not JSON/);
+  await rejectsWith([...base, '--sidecar-resources', '{"requests":{"cpu":true}}'], /requests\.cpu must be a quantity/);
+  await rejectsWith([...base, '--sidecar-resources', '{"claims":[]}'], /unknown field "claims"/);
 });

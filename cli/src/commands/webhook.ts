@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
 import { InformerCaches, Webhook, WebhookError, jsonLogger, parseAddress, systemClock } from '@airlock/webhooks';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
@@ -28,6 +28,11 @@ Options:
   --metrics-addr <host:port>      /healthz, /readyz, /metrics over HTTP (default 0.0.0.0:9090)
   --sidecar-image <image>         image of the injected sidecar (required)
   --sidecar-image-pull-policy <p> Always, IfNotPresent or Never (default: Kubernetes' default)
+  --sidecar-resources <json>      the sidecar's resources, as a Kubernetes ResourceRequirements in
+                                  JSON, e.g. '{"requests":{"cpu":"50m","memory":"64Mi"}}'
+                                  (default: requests cpu 50m, memory 64Mi; limits memory 256Mi)
+  --default-capture <mode>        transparent (default) or explicit, where neither the pod nor its
+                                  namespace says (annotation airlock.dev/capture)
   --control-url <url>             https URL of the operator's control API, given to sidecars (required)
   --control-ca-file <file>        PEM bundle of the control API's CA, given to sidecars
                                   (default <tls-dir>/ca.crt)
@@ -53,6 +58,26 @@ function address(text: string, flag: string): { readonly host: string; readonly 
   }
 }
 
+/** --sidecar-resources: a ResourceRequirements object whose quantities are strings or numbers */
+function sidecarResources(text: string): V1ResourceRequirements {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CliError('InvalidArgument', `--sidecar-resources is not JSON: ${text}`);
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(parsed)) throw new CliError('InvalidArgument', '--sidecar-resources must be a JSON object with requests and/or limits');
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key !== 'requests' && key !== 'limits') throw new CliError('InvalidArgument', `--sidecar-resources: unknown field "${key}" (requests, limits)`);
+    if (!isObject(value)) throw new CliError('InvalidArgument', `--sidecar-resources: ${key} must be an object of quantities`);
+    for (const [name, q] of Object.entries(value)) {
+      if (typeof q !== 'string' && typeof q !== 'number') throw new CliError('InvalidArgument', `--sidecar-resources: ${key}.${name} must be a quantity such as "50m" or "64Mi"`);
+    }
+  }
+  return parsed;
+}
+
 export async function webhookCommand(args: readonly string[], io: CliIO): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
@@ -62,6 +87,8 @@ export async function webhookCommand(args: readonly string[], io: CliIO): Promis
       'metrics-addr': { type: 'string' },
       'sidecar-image': { type: 'string' },
       'sidecar-image-pull-policy': { type: 'string' },
+      'sidecar-resources': { type: 'string' },
+      'default-capture': { type: 'string' },
       'control-url': { type: 'string' },
       'control-ca-file': { type: 'string' },
       'approval-key-file': { type: 'string' },
@@ -93,6 +120,9 @@ export async function webhookCommand(args: readonly string[], io: CliIO): Promis
   if (pullPolicy !== undefined && !(PULL_POLICIES as readonly string[]).includes(pullPolicy)) {
     throw new CliError('InvalidArgument', `--sidecar-image-pull-policy must be one of ${PULL_POLICIES.join(', ')} (got "${pullPolicy}")`);
   }
+  const capture = values['default-capture'];
+  if (capture !== undefined && capture !== 'transparent' && capture !== 'explicit') throw new CliError('InvalidArgument', `--default-capture must be transparent or explicit (got "${capture}")`);
+  const resources = values['sidecar-resources'] === undefined ? undefined : sidecarResources(values['sidecar-resources']);
   const airlockNamespace = values['airlock-namespace'] ?? process.env['POD_NAMESPACE'];
   if (airlockNamespace === undefined || airlockNamespace === '') throw new CliError('MissingArgument', '--airlock-namespace <ns> is required when POD_NAMESPACE is not set (Airlock\'s own namespace is never injected)');
   const logLevel = values['log-level'] ?? 'info';
@@ -126,7 +156,13 @@ export async function webhookCommand(args: readonly string[], io: CliIO): Promis
       tlsDir,
       controlCaFile: values['control-ca-file'] ?? join(tlsDir, 'ca.crt'),
       approvalKeyFile: values['approval-key-file'] ?? '/etc/airlock/approval-key/key',
-      sidecar: { image, controlUrl, ...(pullPolicy === undefined ? {} : { imagePullPolicy: pullPolicy as PullPolicy }) },
+      sidecar: {
+        image,
+        controlUrl,
+        ...(pullPolicy === undefined ? {} : { imagePullPolicy: pullPolicy as PullPolicy }),
+        ...(resources === undefined ? {} : { resources }),
+        ...(capture === undefined ? {} : { defaultCapture: capture }),
+      },
       airlockNamespace,
     },
   });
