@@ -391,6 +391,11 @@ describe('control API: approvals and session reports', () => {
     agentToken = await token('planner', 'agent-1');
   });
 
+  test('with certificates issued elsewhere (--manage-certificates=false), the leader still creates the approval key', async () => {
+    const data = await until('the approval key Secret', async () => (await cp.kubectl(['get', 'secret', 'airlock-approval-key', '-n', AIRLOCK_NS, '-o', 'jsonpath={.data.key}'])).stdout, (s) => s !== '');
+    assert.ok(Buffer.from(data, 'base64').length >= 32);
+  });
+
   test('POST /v1/approvals creates an ApprovalRequest; GET reads it; DELETE withdraws it', async () => {
     const ask = {
       connection: 'orders-db',

@@ -352,6 +352,23 @@ export class Operator {
     this.#enqueueAll();
     for (let i = 0; i < this.#options.workers; i++) this.#workers.push(this.#work());
     this.#scheduleResync();
+    // the certificate manager creates the approval key when it runs; without it (cert-manager
+    // issues the certificates) the leader does, or no decision could ever be verified
+    if (this.#certificates === undefined) this.#ensureApprovalKey(1000);
+  }
+
+  #ensureApprovalKey(retryMs: number): void {
+    const keys = this.#approvalDeps?.keys;
+    if (keys === undefined || this.#queue.shuttingDown || !this.#leader) return;
+    keys.ensure().then(
+      () => undefined,
+      (err: unknown) => {
+        this.#log.warn('cannot create the approval key Secret; retrying', { retryMs, error: err instanceof Error ? err.message : String(err) });
+        this.#clock.setTimer(retryMs, () => {
+          this.#ensureApprovalKey(Math.min(retryMs * 2, 60_000));
+        });
+      },
+    );
   }
 
   #scheduleResync(): void {
