@@ -7,7 +7,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
 UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'webhooks/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
-.PHONY: help install deps controlplane images generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh cluster-up cluster-down demo clean
+.PHONY: help install deps controlplane images generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh bench-webhook bench-operator cluster-up cluster-down demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -76,6 +76,12 @@ bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct
 
 bench-ssh: install deps ## SSH: 1 GiB cat up/down, keystroke echo latency, session setup, direct vs sidecar; writes bench/ssh.json
 	node e2e/bench/ssh.bench.ts
+
+bench-webhook: install deps ## webhook: admission latency p50/p99 at 50 pod creations/s through a real API server, vs no webhook; writes bench/webhook.json
+	node e2e/bench/webhook.bench.ts
+
+bench-operator: install deps ## operator: 1,000 AgentConnections to Ready, approval latency, bundle fetch, RSS; writes bench/operator.json
+	node e2e/bench/operator.bench.ts
 
 cluster-up: install deps controlplane ## start a real single-node Kubernetes (kubelet, containerd, CoreDNS, ...); kubeconfig in .airlock/kubeconfig
 	@KUBECONFIG_OUT=$(KUBECONFIG_LOCAL) bash hack/cluster/up.sh
