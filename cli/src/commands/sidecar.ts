@@ -3,7 +3,7 @@ import { flushCompileCache } from 'node:module';
 import { parseArgs } from 'node:util';
 import { RECORDINGS_MOUNT, SIDECAR_ENV, SIDECAR_HEALTH_PORT, SIDECAR_TOKEN_FILE, STATE_MOUNT, formatManifestError, releaseValidators } from '@airlock/api';
 import { PolicyError, compileBundle, loadSqlParser } from '@airlock/policy';
-import { ClusterSidecar, ControlClient, LocalApprovals, SidecarError, createLogger, defaultStateDir, loadProxy, resolveUpstream, type RunningProxy } from '@airlock/sidecar';
+import { ClusterSidecar, ControlClient, LocalApprovals, SidecarError, createLogger, defaultStateDir, loadProxy, resolveUpstream, type Logger, type RunningProxy } from '@airlock/sidecar';
 import { CliError } from '../errors.ts';
 import { loadManifestFiles } from '../files.ts';
 import { restartFromCompileCache } from '../restart.ts';
@@ -159,23 +159,7 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
   log.info('ready', { connection: `${upstream.namespace}/${upstream.name}`, protocol: upstream.protocol, listen: `${proxy.host}:${proxy.port}`, target: `${upstream.host}:${upstream.port}`, digest: bundle.digest, recordingsDir });
   // persist the compile cache (see cli/bin/airlock) now: the next start reuses it even if this one is killed
   flushCompileCache();
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info('stopping', { signal });
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      proxy.close().then(resolve, (err: unknown) => {
-        log.error('stop failed', { error: (err as Error).message });
-        resolve();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  log.info('stopped');
-  await new Promise<void>((resolve) => log.on('finish', resolve).end());
-  io.stderr.write('');
-  return 0;
+  return runUntilSignal(log, () => proxy.close(), io);
 }
 
 export function parseHostPort(flag: string, text: string): { host: string; port: number } {
@@ -250,12 +234,17 @@ async function clusterMode(values: ClusterFlags, io: CliIO): Promise<number> {
     pod: `${env[SIDECAR_ENV.podNamespace] ?? '?'}/${env[SIDECAR_ENV.podName] ?? '?'}`,
   });
   flushCompileCache();
+  return runUntilSignal(log, () => sidecar.stop(), io);
+}
+
+/** Serves until SIGINT or SIGTERM, then stops (sessions ended, recordings closed), flushes the log and exits 0. */
+async function runUntilSignal(log: Logger, close: () => Promise<void>, io: CliIO): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info('stopping', { signal });
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      sidecar.stop().then(resolve, (err: unknown) => {
+      close().then(resolve, (err: unknown) => {
         log.error('stop failed', { error: (err as Error).message });
         resolve();
       });
