@@ -43,9 +43,10 @@ export interface RecordedDecision {
   /** RFC 3339 */
   readonly time: string;
   /**
-   * HS256 JWS (compact) over `{ request: <namespace>/<name>, uid: <ApprovalRequest uid>, user,
-   * groups, decision, reason, time }`, keyed by the Secret `APPROVAL_KEY_SECRET` in Airlock's
-   * namespace: an entry copied to another request or edited does not verify.
+   * HMAC-SHA256 (base64url) over the canonical JSON of `{ request: <namespace>/<name>, uid:
+   * <ApprovalRequest uid>, user, groups, decision, reason, time }` (policy/src/review.ts
+   * signDecision), keyed by the Secret `APPROVAL_KEY_SECRET` in Airlock's namespace: an entry
+   * copied to another request or edited does not verify.
    */
   readonly signature: string;
 }
