@@ -190,6 +190,10 @@ describe('a real single node', { timeout: 600_000 }, () => {
     const answered = new Set(out.split('\n').filter((l) => names.has(l.trim())).map((l) => l.trim()));
     assert.ok(answered.size >= 1, `no replica answered through the Service:\n${out}`);
     assert.match(out, /OUTSIDE-REFUSED/);
+
+    // From this machine, as the API server calls a webhook Service: the Service's address answers.
+    const fromHost = await fetch(`http://${clusterIP}/`, { signal: AbortSignal.timeout(5000) });
+    assert.ok(names.has((await fromHost.text()).trim()), 'the host reached no replica through the Service address');
   });
 
   test('a pod reads the API with its projected service-account token (client-node in-cluster config)', async () => {
@@ -292,7 +296,7 @@ describe('a real single node', { timeout: 600_000 }, () => {
     assert.match(rules, /-A AIRLOCK-NODE-EGRESS -s 10\.244\.0\.0\/24 -o airlock0 -j RETURN/);
     assert.match(rules, /-A AIRLOCK-NODE-EGRESS -s 10\.244\.0\.0\/24 -j REJECT/);
     assert.match(sh('iptables', ['-S', 'FORWARD']), /-A FORWARD -j AIRLOCK-NODE-EGRESS/);
-    assert.match(sh('ip', ['route', 'show', 'type', 'unreachable']), /10\.96\.0\.0\/16/);
+    assert.match(sh('ip', ['route', 'show', '10.96.0.0/16']), /^10\.96\.0\.0\/16 dev airlock0 .*src 10\.244\.0\.1/m);
   });
 
   test('a second cluster-up while the node runs is refused with a clear message, and the node keeps running', async () => {

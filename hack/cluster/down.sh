@@ -69,7 +69,8 @@ for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print 
   ip link delete "$veth" 2>/dev/null || true
 done
 ip link delete "$BRIDGE" 2>/dev/null || true
-ip route delete unreachable "$SERVICE_CIDR" 2>/dev/null || true
+ip route delete "$SERVICE_CIDR" 2>/dev/null || true
+ip route delete unreachable "$SERVICE_CIDR" 2>/dev/null || true # a node started before the route went to the bridge
 # Rewrite each table without the node's chains and the rules that jump to them; other rules stay.
 clean_tables() { # iptables-save iptables-restore
   local dump filtered

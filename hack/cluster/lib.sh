@@ -77,3 +77,17 @@ running_components() {
   for c in "${COMPONENTS[@]}"; do [[ -n "$(pid_of "$c")" ]] && echo "$c"; done
   return 0
 }
+
+rss_mib() { # sum of the resident memory of the node's processes and containerd's shims, MiB
+  local pids total=0 p kb
+  pids="$(for c in "${COMPONENTS[@]}"; do pid_of "$c"; done; pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" || true)"
+  for p in $pids; do
+    kb="$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
+    total=$(( total + ${kb:-0} ))
+  done
+  echo $(( total / 1024 ))
+}
+
+pods_rss_mib() { # resident memory of every container of every pod (the kubepods cgroup), MiB
+  awk '$1 == "total_rss" {print int($2 / 1048576)}' /sys/fs/cgroup/memory/kubepods/memory.stat 2>/dev/null || echo 0
+}

@@ -73,7 +73,11 @@ echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
 ip link add "$BRIDGE" type bridge
 ip addr add "$NODE_IP/24" dev "$BRIDGE"
 ip link set "$BRIDGE" up
-ip route add unreachable "$SERVICE_CIDR"
+# Service addresses: kube-proxy DNATs them in nat OUTPUT, which runs after the route lookup of a
+# packet this machine sends (the API server calling a webhook Service). The range routes to the
+# bridge, from the gateway's address: a Service address reaches its pods, an unanswered one stays on
+# the bridge (an `unreachable` route would fail the lookup before kube-proxy's rules ever run).
+ip route add "$SERVICE_CIDR" dev "$BRIDGE" src "$NODE_IP"
 iptables -N AIRLOCK-NODE-EGRESS
 iptables -A AIRLOCK-NODE-EGRESS -s "$POD_CIDR" -o "$BRIDGE" -j RETURN
 iptables -A AIRLOCK-NODE-EGRESS -s "$POD_CIDR" -j REJECT --reject-with icmp-net-prohibited
@@ -371,14 +375,5 @@ wait_for kube-proxy 30 curl -fsS http://127.0.0.1:10256/healthz
 # Images already built by `make images` are imported too.
 bash "$here/import-images.sh" "$root/dist"
 
-rss_mib() { # sum of the resident memory of the node's processes and containerd's shims, MiB
-  local pids total=0 p kb
-  pids="$(for c in "${COMPONENTS[@]}"; do pid_of "$c"; done; pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" || true)"
-  for p in $pids; do
-    kb="$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
-    total=$(( total + ${kb:-0} ))
-  done
-  echo $(( total / 1024 ))
-}
 log "ready in $(elapsed) s: $(kubectl version -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1), node $NODE_NAME, memory of the node's processes $(rss_mib) MiB"
 log "kubeconfig: $KUBECONFIG_OUT (API server $server); 'make cluster-down' stops it"
