@@ -23,7 +23,10 @@ if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
   chown postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 0700 "$PGDATA"
   chmod 2775 /var/run/postgresql
-  exec su -p -s /bin/sh postgres -c 'exec "$0" "$@"' "$0" "$@"
+  # busybox su runs only the -c text (no further arguments): the command goes in it, quoted
+  cmd=exec
+  for a in "$0" "$@"; do cmd="$cmd '$(printf '%s' "$a" | sed "s/'/'\\\\''/g")'"; done
+  exec su -p -s /bin/sh postgres -c "$cmd"
 fi
 
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -31,6 +34,8 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "test-postgres: POSTGRES_PASSWORD is required to initialize the database" >&2
     exit 1
   fi
+  # a failed initialization must not leave a data directory that the next start would take as done
+  trap 'echo "test-postgres: initialization failed; emptying $PGDATA" >&2; pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; rm -rf "${PGDATA:?}"/*' EXIT
   user="${POSTGRES_USER:-postgres}"
   db="${POSTGRES_DB:-$user}"
   pwfile="$(mktemp)"
@@ -64,6 +69,7 @@ SQL
   done
   unset PGPASSWORD
   pg_ctl -D "$PGDATA" -m fast -w stop
+  trap - EXIT
   echo "test-postgres: initialized $PGDATA"
 fi
 
