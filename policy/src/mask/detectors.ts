@@ -8,12 +8,18 @@
  * value must contain, or one native RegExp search), so text without candidates costs a few
  * native string searches and allocates nothing.
  *
- * Boundaries: a value embedded in a longer word is not reported. Numbers and tokens must not
- * touch an ASCII letter, digit or `_` on either side, so `x4111111111111111y` (a hex string, an
- * identifier) is left alone, while `card:4111111111111111.` is found. No detector but
- * `private_key` spans a newline, and every check treats a newline exactly like the start or
- * end of the text: masking line by line finds the same spans as masking the whole text, which
- * is what makes streaming exact (see stream.ts).
+ * Boundaries: a value is found wherever it stands, also glued to letters, `_`, `=` or other
+ * word characters (`x4111111111111111y`, `ibanDE89370400440532013000`, `key_AKIA…`,
+ * `token=ghp_…end`): gluing must not hide a secret. The only neighbours that stop a value are
+ * those that would continue it: a digit next to a number (`14111111111111111` is a 17-digit
+ * number, not a card; a chain of digit groups is checked group by group), a character of the
+ * token's own alphabet where the format has no fixed length (it is taken into the span). The
+ * validations (Luhn and brand lengths, mod-97 and country lengths, JSON of a JWT, fixed
+ * prefixes) keep random glued text from matching. One exception: an IPv6 address must not
+ * touch a letter, digit or `_` (`std::vector`, `Foo::Bar` are code, not addresses); IP
+ * addresses are not secrets. No detector but `private_key` spans a newline, and every check
+ * treats a newline exactly like the start or end of the text: masking line by line finds the
+ * same spans as masking the whole text, which is what makes streaming exact (see stream.ts).
  */
 import type { Detector } from '@airlock/api';
 
@@ -101,21 +107,23 @@ const isLocalChar = (c: number): boolean =>
   isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45 || isNonAsciiWordish(c);
 const isLabelChar = (c: number): boolean => isAlnum(c) || c === 45 || isNonAsciiWordish(c);
 
-/** End of the longest valid domain starting at `i`, or -1. */
+/** End of the longest valid domain starting at `i` (the TLD may have digits or `-` glued to it), or -1. */
 function domainEnd(text: string, i: number): number {
   let labels = 0;
   let good = -1;
   for (;;) {
     const start = i;
-    let letters = true;
+    let letters = -1; // the length of the label's leading letters, -1 while they are all letters
     for (let c = cc(text, i); isLabelChar(c); c = cc(text, ++i)) {
-      if (c < 0x80 && !isAlpha(c)) letters = false;
+      if (c < 0x80 && !isAlpha(c) && letters < 0) letters = i - start;
     }
-    if (i === start || cc(text, start) === 45 || cc(text, i - 1) === 45) return good;
+    if (i === start || cc(text, start) === 45) return good;
     labels++;
-    const tld = letters || ((cc(text, start) | 32) === 120 && (cc(text, start + 1) | 32) === 110 && text.startsWith('--', start + 2));
-    if (labels >= 2 && i - start >= 2 && tld) good = i;
-    if (cc(text, i) !== 46) return good;
+    const dashEnd = cc(text, i - 1) === 45;
+    const tld = letters < 0 || ((cc(text, start) | 32) === 120 && (cc(text, start + 1) | 32) === 110 && text.startsWith('--', start + 2));
+    if (labels >= 2 && i - start >= 2 && tld && !dashEnd) good = i;
+    else if (labels >= 2 && letters >= 2) good = start + letters; // a TLD with digits or a dash glued to it: `a@b.com1`
+    if (dashEnd || cc(text, i) !== 46) return good;
     i++;
   }
 }
@@ -189,7 +197,11 @@ function cardValid(from: number, n: number): boolean {
   return sum % 10 === 0;
 }
 
-/** Checks every run of whole groups with 13-19 digits of the chain text[start, end) (see cardChains). */
+/**
+ * Checks every run of whole groups with 13-19 digits of the chain text[start, end) (see
+ * cardChains). A chain is never preceded or followed by a digit; letters around it do not
+ * matter (`x4111111111111111y` is a glued card).
+ */
 function checkCardChain(text: string, start: number, end: number, out: SpanBuffer): void {
   chainScratch(end - start);
   let digits = 0;
@@ -203,13 +215,12 @@ function checkCardChain(text: string, start: number, end: number, out: SpanBuffe
   groupDigit[groups] = digits;
   for (let a = 0; a < groups; a++) {
     const first = groupStart[a] ?? 0;
-    if (a === 0 && wordAt(text, first - 1)) continue;
     const from = groupDigit[a] ?? 0;
     for (let b = a; b < groups; b++) {
       const n = (groupDigit[b + 1] ?? 0) - from;
       if (n > 19) break;
       const last = groupEnd[b] ?? 0;
-      if (n >= 13 && !(b === groups - 1 && wordAt(text, last)) && cardValid(from, n)) add(out, first, last);
+      if (n >= 13 && cardValid(from, n)) add(out, first, last);
     }
   }
 }
@@ -275,19 +286,65 @@ const scanCreditCard: Scanner = (text, out) => {
 // iban: country code, 2 check digits, BBAN; compact or in groups of 4 joined by single spaces;
 // the length must be the country's and the mod-97 remainder 1. Letters in either case.
 
-/** IBAN lengths of the SEPA countries and the other common IBAN countries. */
-const IBAN_LENGTHS: ReadonlyMap<string, number> = new Map(
-  Object.entries({
-    AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21, CR: 22,
-    CY: 28, CZ: 24, DE: 22, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FO: 18, FR: 27, GB: 22, GE: 22,
-    GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30,
-    KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MR: 27,
-    MT: 31, MU: 30, NL: 18, NO: 15, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, SA: 24, SC: 31,
-    SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20,
+/**
+ * The BBAN format of each IBAN country (the SWIFT IBAN registry): runs of `n` digits, `a`
+ * letters, `c` letters or digits. The IBAN's length is 4 + the BBAN's. Checking the format,
+ * not only the length and mod-97, is what keeps random hex and base64 text (which may now
+ * touch an IBAN on both sides) from matching.
+ */
+const IBAN_FORMATS: Readonly<Record<string, string>> = {
+  AD: '8n12c', AE: '19n', AL: '8n16c', AT: '16n', AZ: '4a20c', BA: '16n', BE: '12n', BG: '4a6n8c', BH: '4a14c',
+  BR: '23n1a1c', BY: '4c4n16c', CH: '5n12c', CR: '18n', CY: '8n16c', CZ: '20n', DE: '18n', DK: '14n', DO: '4c20n',
+  EE: '16n', EG: '25n', ES: '20n', FI: '14n', FO: '14n', FR: '10n11c2n', GB: '4a14n', GE: '2c16n', GI: '4a15c',
+  GL: '14n', GR: '7n16c', GT: '24c', HR: '17n', HU: '24n', IE: '4c14n', IL: '19n', IQ: '4a15n', IS: '22n',
+  IT: '1a10n12c', JO: '4a4n18c', KW: '4a22c', KZ: '3n13c', LB: '4n20c', LC: '4a24c', LI: '5n12c', LT: '16n',
+  LU: '3n13c', LV: '4a13c', LY: '21n', MC: '10n11c2n', MD: '20c', ME: '18n', MK: '3n10c2n', MR: '23n',
+  MT: '4a5n18c', MU: '4a19n3a', NL: '4a10n', NO: '11n', PK: '4c16n', PL: '24n', PS: '4c21n', PT: '21n',
+  QA: '4a21c', RO: '4a16c', RS: '18n', SA: '2n18c', SC: '4a20n3a', SE: '20n', SI: '15n', SK: '20n',
+  SM: '1a10n12c', ST: '21n', SV: '4a20n', TL: '19n', TN: '20n', TR: '5n17c', UA: '6n19c', VA: '18n',
+  VG: '4c16n', XK: '16n',
+};
+
+const IBAN_DIGIT = 0;
+const IBAN_LETTER = 1;
+const IBAN_ALNUM = 2;
+
+/** Per country: the class of each BBAN character (IBAN_DIGIT, IBAN_LETTER, IBAN_ALNUM). */
+const IBAN_BBAN: ReadonlyMap<string, Uint8Array> = new Map(
+  Object.entries(IBAN_FORMATS).map(([country, format]) => {
+    const classes: number[] = [];
+    for (const [, count, kind] of format.matchAll(/([0-9]+)([nac])/g)) {
+      const k = kind === 'n' ? IBAN_DIGIT : kind === 'a' ? IBAN_LETTER : IBAN_ALNUM;
+      for (let i = 0; i < Number(count); i++) classes.push(k);
+    }
+    return [country, Uint8Array.from(classes)];
   }),
 );
 
-const IBAN_START = /(?<![A-Za-z0-9_])[A-Za-z]{2}[0-9]{2}/g;
+/** IBAN_BBAN by the country code's letters, (first - A) * 26 + (second - A), either case: no string per candidate. */
+const IBAN_BBAN_BY_CODE: readonly (Uint8Array | undefined)[] = Array.from({ length: 26 * 26 }, (_, i) =>
+  IBAN_BBAN.get(String.fromCharCode(65 + Math.trunc(i / 26), 65 + (i % 26))),
+);
+
+/** IBAN length of each country (exported for tests). */
+export const IBAN_LENGTHS: ReadonlyMap<string, number> = new Map([...IBAN_BBAN].map(([country, bban]) => [country, 4 + bban.length]));
+
+/**
+ * A country code of the table and check digits, in either case (`(?:A[DELTZ]|B[AEGHRY]|…)[0-9]{2}`):
+ * glued letters before it cannot be part of it (the digits fix where it starts), and naming the
+ * countries keeps the candidates in random text (hex) few.
+ */
+const IBAN_START = new RegExp(
+  `(?:${Object.entries(
+    Object.keys(IBAN_FORMATS).reduce<Record<string, string>>((by, code) => {
+      by[code.charAt(0)] = (by[code.charAt(0)] ?? '') + code.charAt(1);
+      return by;
+    }, {}),
+  )
+    .map(([first, seconds]) => `${first}[${seconds}]`)
+    .join('|')})[0-9]{2}`,
+  'gi',
+);
 
 /** Remainder mod 97 of the IBAN in text[start, end) (spaces skipped), rearranged per ISO 13616. */
 function ibanMod97(text: string, start: number, end: number): number {
@@ -302,37 +359,56 @@ function ibanMod97(text: string, start: number, end: number): number {
   return r;
 }
 
-/** End of an IBAN of `len` characters at `start`, compact or grouped by 4, or -1. */
-function ibanEnd(text: string, start: number, len: number): number {
+/** Whether code unit c may be BBAN character k of the format (false past its end). */
+function bbanCharOk(bban: Uint8Array, k: number, c: number): boolean {
+  const want = bban[k];
+  if (want === IBAN_DIGIT) return isDigit(c);
+  if (want === IBAN_LETTER) return isAlpha(c);
+  return want === IBAN_ALNUM && isAlnum(c);
+}
+
+/**
+ * End of the IBAN at `start` whose BBAN has the format `bban`, compact or grouped by 4 (single
+ * spaces), or -1. What follows does not matter (the country's length says where it ends):
+ * `DE89…3000end` is found. Each character is checked against the format as it is read, so
+ * random text fails within a few characters.
+ */
+function ibanEnd(text: string, start: number, bban: Uint8Array): number {
+  const n = bban.length;
   let i = start + 4;
-  while (isAlnum(cc(text, i))) i++;
-  if (i - start === len) return wordAt(text, i) ? -1 : i;
-  if (i - start !== 4) return -1;
-  for (let count = 4; count < len; ) {
-    if (cc(text, i) !== 32) return -1;
-    const k = Math.min(4, len - count);
-    for (let j = 1; j <= k; j++) if (!isAlnum(cc(text, i + j))) return -1;
-    i += k + 1;
-    count += k;
+  let k = 0;
+  while (k < n && bbanCharOk(bban, k, cc(text, i))) {
+    i++;
+    k++;
   }
-  return wordAt(text, i) ? -1 : i;
+  if (k === n) return i;
+  if (k !== 0) return -1;
+  while (k < n) {
+    if (cc(text, i) !== 32) return -1;
+    i++;
+    for (const last = Math.min(k + 4, n); k < last; k++, i++) if (!bbanCharOk(bban, k, cc(text, i))) return -1;
+  }
+  return i;
 }
 
 const checkIban: MatchCheck = (text, out, s) => {
-  const len = IBAN_LENGTHS.get(text.slice(s, s + 2).toUpperCase());
-  if (len === undefined) return;
-  const end = ibanEnd(text, s, len);
+  const bban = IBAN_BBAN_BY_CODE[((text.charCodeAt(s) | 32) - 97) * 26 + ((text.charCodeAt(s + 1) | 32) - 97)];
+  if (bban === undefined) return;
+  const end = ibanEnd(text, s, bban);
   if (end > 0 && ibanMod97(text, s, end) === 1) add(out, s, end);
 };
 
+/** test() rather than exec(): no match array per candidate (a match is always 4 characters). */
 const scanIban: Scanner = (text, out) => {
-  eachMatch(IBAN_START, text, out, checkIban);
+  IBAN_START.lastIndex = 0;
+  while (IBAN_START.test(text)) checkIban(text, out, IBAN_START.lastIndex - 4, IBAN_START.lastIndex);
 };
 
 // ---------------------------------------------------------------------------------------------
 // us_ssn: AAA-GG-SSSS; area not 000, 666 or 9xx; group not 00; serial not 0000.
 
-const SSN = /(?<![A-Za-z0-9_]|[0-9]-)[0-9]{3}-[0-9]{2}-[0-9]{4}(?![A-Za-z0-9_]|-[0-9])/g;
+/** Not inside a longer number or dash-joined digits; letters around it do not matter. */
+const SSN = /(?<![0-9]|[0-9]-)[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9]|-[0-9])/g;
 
 const checkSsn: MatchCheck = (text, out, s, e) => {
   const area = text.slice(s, s + 3);
@@ -352,16 +428,16 @@ const scanUsSsn: Scanner = (text, out) => {
 // Plain digit runs and dates have no `+` and the wrong shape, so they are not phones.
 
 /** The exchange-and-line tail (3 digits, separator, 4 digits) of a North-American number; the area code before it is checked by hand. */
-const NANP_TAIL = /[0-9]{3}[-.][0-9]{4}(?![A-Za-z0-9_]|[-.][0-9])/g;
+const NANP_TAIL = /[0-9]{3}[-.][0-9]{4}(?![0-9]|[-.][0-9])/g;
 
 /** Start of the North-American number whose tail starts at `t`, or -1. */
 function nanpStart(text: string, t: number): number {
   const areaAt = (i: number): boolean =>
     cc(text, i) >= 50 && cc(text, i) <= 57 && isDigit(cc(text, i + 1)) && isDigit(cc(text, i + 2));
   const sep = cc(text, t - 1);
-  if ((sep === 45 || sep === 46) && areaAt(t - 4) && !wordAt(text, t - 5)) return t - 4; // 555-123-4567
+  if ((sep === 45 || sep === 46) && areaAt(t - 4) && !isDigit(cc(text, t - 5))) return t - 4; // 555-123-4567
   const paren = sep === 32 ? t - 2 : t - 1; // (555) 123-4567, (555)123-4567
-  if (cc(text, paren) === 41 && areaAt(paren - 3) && cc(text, paren - 4) === 40 && !wordAt(text, paren - 5)) return paren - 4;
+  if (cc(text, paren) === 41 && areaAt(paren - 3) && cc(text, paren - 4) === 40 && !isDigit(cc(text, paren - 5))) return paren - 4;
   return -1;
 }
 
@@ -369,7 +445,7 @@ const isPhoneSep = (c: number): boolean => c === 32 || c === 45 || c === 40 || c
 
 /** End of an E.164 number whose `+` is at `plus`, or -1. */
 function e164End(text: string, plus: number): number {
-  if (wordAt(text, plus - 1)) return -1;
+  if (isDigit(cc(text, plus - 1))) return -1; // an arithmetic `1+2…`, not a number
   let i = plus + 1;
   let c = cc(text, i);
   if (!isDigit(c) || c === 48) return -1;
@@ -381,8 +457,8 @@ function e164End(text: string, plus: number): number {
       c = cc(text, ++i);
     }
     if (digits > 15) return good;
-    if (isWord(c)) return good; // the last group runs into a word
     if (digits >= 8) good = i;
+    if (isWord(c)) return good; // glued letters end the number
     // up to two separators, not the same one twice ("  ", "--")
     const sep = i;
     while (isPhoneSep(c) && i - sep < 2 && !(i > sep && c === cc(text, i - 1))) c = cc(text, ++i);
@@ -408,7 +484,8 @@ const scanPhone: Scanner = (text, out) => {
 // (`::`, at least one hex digit) and with an embedded IPv4 tail. A zone (`%eth0`) or prefix
 // length (`/64`) is not part of the span.
 
-const IPV4 = /(?<![A-Za-z0-9_]|[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![A-Za-z0-9_]|\.[0-9])/g;
+/** Not inside a longer number or dotted number; letters around it do not matter (`ip10.0.0.1`). */
+const IPV4 = /(?<![0-9]|[0-9]\.)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9])/g;
 
 /** Whether text[start, end) is a dotted quad with octets <= 255. */
 function isIPv4(text: string, start: number, end: number): boolean {
@@ -527,19 +604,48 @@ function jsonObject(seg: string): Record<string, unknown> | null {
 const startsLikeJsonB64 = (text: string, i: number): boolean =>
   cc(text, i) === 101 && (cc(text, i + 1) === 121 || cc(text, i + 1) === 119 || cc(text, i + 1) === 51);
 
+/** Whether text[h, dot) is a JWT header: base64url of a JSON object with "alg". */
+function isJwtHeader(text: string, h: number, dot: number): boolean {
+  const header = jsonObject(text.slice(h, dot));
+  return header !== null && 'alg' in header;
+}
+
+/** Header starts tried inside one run of base64url characters glued before a header, and how far back. */
+const JWT_GLUED_TRIES = 32;
+const JWT_GLUED_REACH = 16 * 1024;
+
+/**
+ * Start of the JWT header that ends at `dot`, or -1. The header is the whole run of base64url
+ * characters before the dot, or, when characters are glued before it (`tokeneyJhbGci…`), the
+ * nearest start inside the run (tried right to left, a bounded number of times) that decodes
+ * to a header: a suffix of base64 that is not the header does not decode to a JSON object.
+ */
+function jwtHeaderStart(text: string, dot: number): number {
+  let h = dot;
+  while (isB64Url(cc(text, h - 1))) h--;
+  if (h === dot) return -1;
+  if (startsLikeJsonB64(text, h) && cc(text, h - 1) !== 46 && isJwtHeader(text, h, dot)) return h;
+  const floor = Math.max(h + 1, dot - JWT_GLUED_REACH);
+  let tries = 0;
+  for (let s = text.lastIndexOf('e', dot - 2); s >= floor && tries < JWT_GLUED_TRIES; s = text.lastIndexOf('e', s - 1)) {
+    if (!startsLikeJsonB64(text, s) || (dot - s) % 4 === 1) continue;
+    tries++;
+    if (isJwtHeader(text, s, dot)) return s;
+  }
+  return -1;
+}
+
 const scanJwt: Scanner = (text, out) => {
   for (let dot = text.indexOf('.e'); dot >= 0; dot = text.indexOf('.e', dot + 1)) {
     if (!startsLikeJsonB64(text, dot + 1)) continue;
-    let h = dot;
-    while (isB64Url(cc(text, h - 1))) h--;
-    if (h === dot || !startsLikeJsonB64(text, h) || cc(text, h - 1) === 46) continue;
     let p = dot + 1;
     while (isB64Url(cc(text, p))) p++;
     if (cc(text, p) !== 46) continue;
+    if (jsonObject(text.slice(dot + 1, p)) === null) continue;
+    const h = jwtHeaderStart(text, dot);
+    if (h < 0) continue;
     let s = p + 1;
     while (isB64Url(cc(text, s))) s++;
-    const header = jsonObject(text.slice(h, dot));
-    if (header === null || !('alg' in header) || jsonObject(text.slice(dot + 1, p)) === null) continue;
     add(out, h, s);
     dot = s;
   }
@@ -548,13 +654,23 @@ const scanJwt: Scanner = (text, out) => {
 // ---------------------------------------------------------------------------------------------
 // Tokens with a fixed prefix.
 
-const AWS_KEY = /(?<![A-Za-z0-9])A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z2-7]{16}(?![A-Za-z0-9])/g;
-const GITHUB_TOKEN = /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{82,})(?![A-Za-z0-9_])/g;
-const SLACK_TOKEN = /(?<![A-Za-z0-9_])(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}/g;
-const BEARER = /(?<![A-Za-z0-9_])bearer[ \t]+[A-Za-z0-9\-._~+/]{16,}=*/gi;
+// Found wherever they stand: the prefix and the length (or the alphabet, taken greedily) make
+// the token, whatever is glued before or after it.
+const AWS_KEY = /A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z2-7]{16}/g;
+const GITHUB_TOKEN = /gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{82,}/g;
+const SLACK_TOKEN = /(?:xox[abeprs]|xapp)-[A-Za-z0-9-]{10,}/g;
+const BEARER = /bearer[ \t]+[A-Za-z0-9\-._~+/]{16,}=*/gi;
 
+/**
+ * Every key, also where matches overlap: glue that itself looks like a key's start (`ASIA` +
+ * the key) must not take the key's first characters and leave the rest visible.
+ */
 const scanAwsKey: Scanner = (text, out) => {
-  eachMatch(AWS_KEY, text, out, addMatch);
+  AWS_KEY.lastIndex = 0;
+  for (let m = AWS_KEY.exec(text); m !== null; m = AWS_KEY.exec(text)) {
+    add(out, m.index, AWS_KEY.lastIndex);
+    AWS_KEY.lastIndex = m.index + 1;
+  }
 };
 
 const scanGithubToken: Scanner = (text, out) => {
@@ -578,8 +694,17 @@ const checkBearer: MatchCheck = (text, out, s, e) => {
   add(out, t, e);
 };
 
+/**
+ * A token may run into the next `Bearer` glued to it (`…tokenBearer token2`): a token holds no
+ * blank, so that `Bearer` can only end the match; the search resumes at it.
+ */
 const scanBearer: Scanner = (text, out) => {
-  eachMatch(BEARER, text, out, checkBearer);
+  BEARER.lastIndex = 0;
+  for (let m = BEARER.exec(text); m !== null; m = BEARER.exec(text)) {
+    const end = BEARER.lastIndex;
+    checkBearer(text, out, m.index, end);
+    if (end - m.index > 12 && text.slice(end - 6, end).toLowerCase() === 'bearer') BEARER.lastIndex = end - 6;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
