@@ -3,6 +3,15 @@
  * schema through ajv (unknown fields rejected, as `kubectl apply` does with strict field
  * validation), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
  * Transition rules (those reading `oldSelf`) are checked only when an old object is given.
+ *
+ * Defaults: validation first applies the schema's defaults to the object, in place, exactly as
+ * the API server's structural defaulting does before it validates and stores a custom
+ * resource, so local mode (`airlock sidecar -f`, `airlock validate`) sees the objects the
+ * cluster stores: a null where the schema does not allow null is dropped, or replaced by the
+ * field's default (defaulting.PruneNonNullableNullsWithoutDefaults and Default in
+ * k8s.io/apiextensions-apiserver); then ajv (`useDefaults`) fills each missing property that has
+ * a default, inside objects that are present only (`tls: {}` gets `mode: require`; no `tls`
+ * stays no `tls`). The CEL rules see the defaulted object, as on the server.
  */
 import { createRequire } from 'node:module';
 import type * as AjvModule from 'ajv';
@@ -187,8 +196,40 @@ function celErrors(schema: Schema, value: unknown, old: unknown, path: string, o
 
 export interface Validator {
   readonly kind: KindDefinition;
-  /** Returns every problem found; an empty list means valid. */
+  /**
+   * Applies the schema's defaults to `object` in place (as the API server does on create and
+   * update), then returns every problem found; an empty list means valid.
+   */
   validate(object: unknown, oldObject?: unknown): FieldError[];
+}
+
+/**
+ * The API server's treatment of nulls before defaulting: a null where the schema does not allow
+ * null (no `nullable: true`) becomes the field's default, or is dropped when it has none.
+ * Fields the schema does not know are left for validation to reject.
+ */
+function settleNulls(schema: Schema | undefined, value: unknown): void {
+  if (schema === undefined) return;
+  if (Array.isArray(value)) {
+    const items = schema.items;
+    if (items === undefined) return;
+    value.forEach((item: unknown, i) => {
+      if (item === null && items.nullable !== true && items.default !== undefined) value[i] = structuredClone(items.default);
+      settleNulls(items, value[i]);
+    });
+    return;
+  }
+  if (!isObject(value)) return;
+  for (const [key, child] of Object.entries(value)) {
+    const sub = schema.properties?.[key] ?? (typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined);
+    if (sub === undefined) continue;
+    if (child === null && sub.nullable !== true) {
+      if (sub.default === undefined) Reflect.deleteProperty(value, key);
+      else value[key] = structuredClone(sub.default);
+      continue;
+    }
+    settleNulls(sub, child);
+  }
 }
 
 function metadataErrors(object: Record<string, unknown>): FieldError[] {
@@ -210,9 +251,10 @@ function makeValidator(ajv: Ajv, def: KindDefinition): Validator {
     validate(object: unknown, oldObject?: unknown): FieldError[] {
       if (!isObject(object)) return [{ field: '', message: 'Invalid value: an object is expected' }];
       const errors: FieldError[] = [];
+      settleNulls(schema, object);
       if (object['apiVersion'] !== API_VERSION) errors.push({ field: 'apiVersion', message: `Invalid value: ${quote(object['apiVersion'])}: must be ${API_VERSION}` });
       errors.push(...metadataErrors(object));
-      if (!check(object)) errors.push(...(check.errors ?? []).map(describeAjvError));
+      if (!check(object)) errors.push(...(check.errors ?? []).map(describeAjvError)); // also fills in the defaults
       else celErrors(schema, object, oldObject, '', errors);
       return errors;
     },
@@ -225,7 +267,8 @@ let validators: Map<string, Validator> | undefined;
 export function airlockValidators(): ReadonlyMap<string, Validator> {
   if (validators === undefined) {
     const { Ajv, addFormats } = libs();
-    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false });
+    // useDefaults: missing properties of present objects get their schema default (see above)
+    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, useDefaults: true });
     ajv.addVocabulary(KUBERNETES_KEYWORDS);
     addFormats(ajv, ['date-time']);
     validators = new Map(KINDS.map((def) => [def.kind, makeValidator(ajv, def)]));

@@ -2,6 +2,13 @@
  * What the sidecar needs beyond the policy bundle: the AgentConnection's target and the
  * credentials from its Secret (and the CA for verify-full). Resolved from the same manifests
  * (local mode) or the operator's bundle (cluster mode). Pure.
+ *
+ * The manifests come from parseManifests, which applies the schema's defaults exactly as the API
+ * server does (api/src/validate.ts): a present `tls` has its `mode` (default require), `ssh` its
+ * allow* flags and binaryOutput, `recording` its failurePolicy, `caSecretRef` its key. So no
+ * default is written here a second time (one that disagreed, `tls: {}` read as disable, made
+ * local mode differ from the cluster); only what an absent object means is: no `tls` is plain
+ * TCP, no `recording` fails closed, no listenPort is the protocol's port.
  */
 import type { AgentConnection, Manifest } from '@airlock/api';
 import { SidecarError } from './errors.ts';
@@ -38,6 +45,14 @@ export interface UpstreamConfig {
   readonly failurePolicy: 'Closed' | 'Open';
 }
 
+/** A field the schema defaults: set in every manifest parseManifests returns. */
+function defaulted<T>(value: T | undefined, field: string, connection: string): T {
+  if (value === undefined) {
+    throw new SidecarError('ConfigInvalid', `AgentConnection "${connection}": ${field} is not set (the manifest was not validated: parseManifests applies the schema's defaults)`);
+  }
+  return value;
+}
+
 function secretData(manifests: readonly Manifest[], namespace: string, name: string, what: string): Record<string, string> {
   const secret = manifests.find((m) => m.kind === 'Secret' && m.name === name && (m.namespace ?? 'default') === namespace);
   if (secret === undefined) throw new SidecarError('ConfigInvalid', `Secret "${name}" (${what}) not found in namespace "${namespace}"`);
@@ -70,10 +85,10 @@ export function resolveUpstream(manifests: readonly Manifest[], connection: stri
     throw new SidecarError('ConfigInvalid', `Secret "${secretName}" has neither "privateKey" nor "password" (one is required for ssh)`);
   }
   const tlsSpec = spec.target.tls;
-  const mode: TlsMode = tlsSpec?.mode ?? 'disable';
+  const mode: TlsMode = tlsSpec === undefined ? 'disable' : defaulted(tlsSpec.mode, 'spec.target.tls.mode', connection);
   let ca: string | undefined;
   if (tlsSpec?.caSecretRef !== undefined) {
-    const key = tlsSpec.caSecretRef.key ?? 'ca.crt';
+    const key = defaulted(tlsSpec.caSecretRef.key, 'spec.target.tls.caSecretRef.key', connection);
     ca = secretData(manifests, namespace, tlsSpec.caSecretRef.name, `CA of ${connection}`)[key];
     if (ca === undefined) throw new SidecarError('ConfigInvalid', `Secret "${tlsSpec.caSecretRef.name}" has no "${key}" key (the CA for verify-full)`);
   }
@@ -96,12 +111,12 @@ export function resolveUpstream(manifests: readonly Manifest[], connection: stri
         ? undefined
         : {
             hostKeyFingerprints: [...spec.ssh.hostKeyFingerprints],
-            allowShell: spec.ssh.allowShell ?? false,
-            allowSftp: spec.ssh.allowSftp ?? false,
-            allowPortForwarding: spec.ssh.allowPortForwarding ?? false,
-            binaryOutput: spec.ssh.binaryOutput ?? 'Refuse',
+            allowShell: defaulted(spec.ssh.allowShell, 'spec.ssh.allowShell', connection),
+            allowSftp: defaulted(spec.ssh.allowSftp, 'spec.ssh.allowSftp', connection),
+            allowPortForwarding: defaulted(spec.ssh.allowPortForwarding, 'spec.ssh.allowPortForwarding', connection),
+            binaryOutput: defaulted(spec.ssh.binaryOutput, 'spec.ssh.binaryOutput', connection),
           },
     listenPort: spec.listenPort ?? (spec.protocol === 'postgres' ? 15432 : 2222),
-    failurePolicy: spec.recording?.failurePolicy ?? 'Closed',
+    failurePolicy: spec.recording === undefined ? 'Closed' : defaulted(spec.recording.failurePolicy, 'spec.recording.failurePolicy', connection),
   };
 }
