@@ -180,6 +180,66 @@ export interface SessionReport {
   readonly recording: { readonly claimName?: string; readonly path: string; readonly chainHead?: string; readonly records: number };
 }
 
+/**
+ * `POST /v1/certificates` body → 200 `AgentCertificates`: what the sidecar presents to the agent,
+ * so that `sslmode=verify-full` and `StrictHostKeyChecking=yes` work through it. The TLS leaf is
+ * issued for the pod's granted postgres connections' target host names (and their Service forms),
+ * signed by Airlock's CA (Secret `OBJECT_NAMES.caSecret`); the sidecar keeps its private key.
+ */
+export interface CertificateAsk {
+  /** PEM SubjectPublicKeyInfo of the sidecar's ECDSA P-256 key for agent-facing TLS; absent: no TLS leaf */
+  readonly tlsPublicKey?: string;
+}
+
+export interface AgentCertificates {
+  /** absent when the pod has no granted postgres connection or no public key was sent */
+  readonly tls?: {
+    /** the leaf, PEM */
+    readonly cert: string;
+    /** the CA bundle the agent trusts (the ConfigMap's ca.crt), PEM */
+    readonly ca: string;
+    readonly dnsNames: readonly string[];
+    readonly ipAddresses: readonly string[];
+    /** RFC 3339 */
+    readonly notAfter: string;
+    /** RFC 3339: ask again from then on (two thirds of the lifetime) */
+    readonly renewAt: string;
+  };
+  /**
+   * absent when the pod has no granted ssh connection. ssh2 (the sidecar's SSH server) cannot
+   * present OpenSSH host certificates, so the host key is the namespace's Airlock SSH host key
+   * (derived by the operator from Secret `OBJECT_NAMES.sshHostKeySecret`), which the namespace's
+   * ConfigMap `OBJECT_NAMES.agentTrustConfigMap` pins in `ssh_known_hosts` for the targets' names.
+   */
+  readonly ssh?: {
+    /** PEM (SEC1 `EC PRIVATE KEY`, P-256): the host key to serve */
+    readonly hostKey: string;
+    /** `ecdsa-sha2-nistp256 AAAA…` */
+    readonly publicKey: string;
+    /** the names the known_hosts line pins it for */
+    readonly hostNames: readonly string[];
+  };
+}
+
+/** What the agent containers trust: ConfigMap `OBJECT_NAMES.agentTrustConfigMap` in their namespace, mounted read-only. */
+export const AGENT_TRUST = {
+  /**
+   * the pod volume (a ConfigMap volume, `optional: true`). Not `airlock-…`: that prefix is the
+   * sidecar's, and agent containers may not mount such volumes (no-bypass admission)
+   */
+  volume: 'agent-airlock-ca',
+  /** mount path of the ConfigMap in every agent container */
+  mountPath: '/etc/airlock/ca',
+  /** key: PEM bundle of Airlock's CA (PGSSLROOTCERT points at it) */
+  caKey: 'ca.crt',
+  /** key: known_hosts lines pinning the namespace's Airlock SSH host key for the ssh targets' names */
+  knownHostsKey: 'ssh_known_hosts',
+  /** where OpenSSH reads the global known_hosts; the webhook mounts the key there (subPath) in pods with ssh connections */
+  globalKnownHosts: '/etc/ssh/ssh_known_hosts',
+  /** env set in every agent container that does not set it: the CA bundle for libpq */
+  caEnv: 'PGSSLROOTCERT',
+} as const;
+
 // ── names of Airlock's own objects (in Airlock's namespace, e.g. airlock-system) ─────────
 
 export const OBJECT_NAMES = {
@@ -197,6 +257,10 @@ export const OBJECT_NAMES = {
   /** the webhook configurations whose caBundle the operator keeps in sync */
   mutatingWebhookConfiguration: 'airlock-inject',
   validatingWebhookConfiguration: 'airlock-validate',
+  /** ConfigMap (ca.crt, ssh_known_hosts) the operator keeps in every namespace with AgentConnections, for the agent containers */
+  agentTrustConfigMap: 'airlock-ca',
+  /** Secret (in Airlock's namespace; data.seed, 32 random bytes) from which the per-namespace SSH host keys are derived */
+  sshHostKeySecret: 'airlock-ssh-host-key',
 } as const;
 
 /** HTTP paths the webhook serves (AdmissionReview v1) */

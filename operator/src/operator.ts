@@ -20,6 +20,8 @@ import { NoticeRecorder } from './approvals/notice.ts';
 import { reconcileApprovalRequest, type ApprovalReconcileDeps } from './approvals/reconcile.ts';
 import { ApprovalService } from './approvals/service.ts';
 import { CertificateManager } from './certs/manager.ts';
+import { AgentTrustPublisher } from './certs/trust.ts';
+import { AgentCertificateService } from './control/certificates.ts';
 import type { ControlView } from './control/api.ts';
 import { PodCache } from './control/pod-cache.ts';
 import { ControlService, type TlsSource } from './control/service.ts';
@@ -116,6 +118,7 @@ export class Operator {
   readonly #pods: PodCache | undefined;
   readonly #control: ControlService | undefined;
   readonly #certificates: CertificateManager | undefined;
+  readonly #trust: AgentTrustPublisher | undefined;
   readonly #approvals: ApprovalService;
   readonly #sessions: SessionService;
   readonly #approvalDeps: ApprovalReconcileDeps | undefined;
@@ -150,7 +153,9 @@ export class Operator {
     });
     this.#sessions = new SessionService({ kube, clock, log, events });
     this.#informers = {
-      connections: this.#customInformer('AgentConnection', (o) => keysForConnection(asConnection(o), this.#view)),
+      connections: this.#customInformer('AgentConnection', (o) => keysForConnection(asConnection(o), this.#view), (_event, o) => {
+        this.#trust?.touch(namespaceOf(o));
+      }),
       maskingPolicies: this.#customInformer('MaskingPolicy', (o) => keysForPolicy('MaskingPolicy', asMaskingPolicy(o), this.#view)),
       approvalRules: this.#customInformer('ApprovalRule', (o) => keysForPolicy('ApprovalRule', asApprovalRule(o), this.#view)),
       secrets: this.#informer<V1Secret>('Secret', '/api/v1/secrets', () => kube.core.listSecretForAllNamespaces(), (o) => keysForSecret(o, this.#view)),
@@ -205,6 +210,9 @@ export class Operator {
             ...(options.certificates.validityMs === undefined ? {} : { validityMs: options.certificates.validityMs }),
             ...(options.certificates.extraNames === undefined ? {} : { extraNames: options.certificates.extraNames }),
           });
+    const manager = this.#certificates;
+    this.#trust = manager === undefined ? undefined : new AgentTrustPublisher({ kube, clock, log, source: manager, connections: () => this.#informers.connections.cache.list().map(asConnection) });
+    manager?.onTrustChange(() => this.#trust?.touchAll());
     if (options.control === undefined) {
       this.#pods = undefined;
       this.#control = undefined;
@@ -241,6 +249,7 @@ export class Operator {
         tls,
         approvals: this.#approvals,
         sessions: this.#sessions,
+        certificates: manager === undefined ? undefined : new AgentCertificateService({ source: manager, clock, ...(options.airlockNamespace !== undefined ? { reservedNamespace: options.airlockNamespace } : {}) }),
       });
     }
     this.#server = new HealthServer({ probe: { notReady: () => this.#notReady() }, registry: this.#metrics.registry });
@@ -265,16 +274,21 @@ export class Operator {
     this.#elector?.start({
       onStartedLeading: () => {
         this.#certificates?.setLeader(true);
+        this.#trust?.setLeader(true);
         this.#startWorkers();
       },
       onStoppedLeading: () => {
         // another replica leads now: reconcile nothing more, not even what is queued
         this.#leader = false;
         this.#certificates?.setLeader(false);
+        this.#trust?.setLeader(false);
         this.#onLeadershipLost();
       },
     });
-    if (this.#elector === undefined) this.#certificates?.setLeader(true);
+    if (this.#elector === undefined) {
+      this.#certificates?.setLeader(true);
+      this.#trust?.setLeader(true);
+    }
     this.#waitForSync();
     this.#controlStarting = this.#control?.start().catch((err: unknown) => {
       this.#log.error('the control API cannot serve', { error: err instanceof Error ? err.message : String(err) });
@@ -312,6 +326,7 @@ export class Operator {
     await this.#pods?.stop();
     await this.#queue.shutDown({ drain: this.#leader });
     await Promise.all(this.#workers);
+    await this.#trust?.stop();
     await this.#certificates?.stop();
     await this.#approvals.drain();
     await this.#elector?.stop();

@@ -176,7 +176,15 @@ describe('golden patches', () => {
     ]);
     const token = after.spec?.volumes?.find((v) => v.name === 'airlock-token');
     assert.deepEqual(token?.projected?.sources, [{ serviceAccountToken: { audience: CONTROL_AUDIENCE, expirationSeconds: 3600, path: 'token' } }]);
-    assert.deepEqual(after.spec?.containers, pod.spec?.containers, 'the agent container is not changed');
+    // the agent container gets Airlock's CA (the ConfigMap airlock-ca, read-only) and PGSSLROOTCERT, nothing else
+    const agentBefore = pod.spec?.containers[0];
+    const agentAfter = after.spec?.containers[0];
+    assert.ok(agentBefore && agentAfter);
+    const rest = (c: object): object => Object.fromEntries(Object.entries(c).filter(([k]) => k !== 'env' && k !== 'volumeMounts'));
+    assert.deepEqual(rest(agentAfter), rest(agentBefore), 'nothing else of the agent container changes');
+    assert.deepEqual(agentAfter.env?.slice((agentBefore.env ?? []).length), [{ name: 'PGSSLROOTCERT', value: '/etc/airlock/ca/ca.crt' }]);
+    assert.deepEqual(agentAfter.volumeMounts?.slice((agentBefore.volumeMounts ?? []).length), [{ name: 'agent-airlock-ca', mountPath: '/etc/airlock/ca', readOnly: true }]);
+    assert.deepEqual(after.spec?.volumes?.find((v) => v.name === 'agent-airlock-ca'), { name: 'agent-airlock-ca', configMap: { name: 'airlock-ca', optional: true } });
     assert.equal(after.metadata?.annotations?.[INJECTED_ANNOTATION], '{"image":"registry.example/airlock:0.1.0","capture":"transparent","connections":["orders-db"]}');
   });
 
@@ -192,10 +200,36 @@ describe('golden patches', () => {
     const after = patched(pod, patch);
     assert.deepEqual(after.spec?.initContainers?.map((c) => c.name), ['airlock-proxy']);
     const env = (i: number): Record<string, string | undefined> => Object.fromEntries((after.spec?.containers[i]?.env ?? []).map((e) => [e.name, e.value]));
-    assert.deepEqual(env(0), { LOG_LEVEL: 'info', PGHOST: '127.0.0.1', PGPORT: '15432', AIRLOCK_ORDERS_DB_HOST: '127.0.0.1', AIRLOCK_ORDERS_DB_PORT: '15432' });
+    assert.deepEqual(env(0), { LOG_LEVEL: 'info', PGHOST: '127.0.0.1', PGPORT: '15432', AIRLOCK_ORDERS_DB_HOST: '127.0.0.1', AIRLOCK_ORDERS_DB_PORT: '15432', PGSSLROOTCERT: '/etc/airlock/ca/ca.crt' });
     assert.equal(env(1).PGHOST, 'orders-db.databases.svc');
     assert.ok(warnings.some((w) => w.startsWith('capture explicit: agent traffic is not captured')));
     assert.ok(warnings.some((w) => w.includes('spec.containers[1].env PGHOST')));
+  });
+
+  test('agent trust: an ssh connection adds ssh_known_hosts at /etc/ssh; a path the container mounts itself is kept, with a warning; reinvocation skips', () => {
+    const pod = edit(podOf('bare-pod'), (p) => {
+      p.metadata.labels = { ...p.metadata.labels, role: 'debug' };
+      const c = p.spec.containers[0] as { volumeMounts?: unknown[] };
+      c.volumeMounts = [{ name: 'own-ca', mountPath: '/etc/airlock/ca/' }];
+      p.spec.volumes = [...(p.spec.volumes ?? []), { name: 'own-ca', emptyDir: {} }];
+    });
+    const { patch, warnings } = expectPatch(plan(pod));
+    const after = patched(pod, patch);
+    const mounts = after.spec?.containers[0]?.volumeMounts ?? [];
+    assert.deepEqual(mounts.filter((m) => m.name === 'agent-airlock-ca'), [{ name: 'agent-airlock-ca', mountPath: '/etc/ssh/ssh_known_hosts', subPath: 'ssh_known_hosts', readOnly: true }]);
+    assert.ok(warnings.some((w) => w.includes('already mounts /etc/airlock/ca')), warnings.join('\n'));
+    assert.deepEqual(plan(after), { kind: 'skip', reason: 'already injected' });
+  });
+
+  test('agent trust: a pod with its own volume of that name keeps it and gets no mounts (warning)', () => {
+    const pod = edit(podOf('deployment-pod'), (p) => {
+      p.spec.volumes = [...(p.spec.volumes ?? []), { name: 'agent-airlock-ca', emptyDir: {} }];
+    });
+    const { patch, warnings } = expectPatch(plan(pod));
+    const after = patched(pod, patch);
+    assert.equal(after.spec?.volumes?.filter((v) => v.name === 'agent-airlock-ca').length, 1);
+    assert.ok(!(after.spec.containers[0]?.volumeMounts ?? []).some((m) => m.name === 'agent-airlock-ca'));
+    assert.ok(warnings.some((w) => w.includes('already has a volume named agent-airlock-ca')));
   });
 
   test('two connections on one port: captured by address, one claim mounted once', () => {

@@ -217,3 +217,58 @@ export async function crossSign({ subject, issuer, now }: { readonly subject: Is
   );
   return pemText(cert.toString('pem'));
 }
+
+/**
+ * A serving certificate for a public key the operator never sees the private half of (a sidecar's
+ * agent-facing key): ECDSA P-256 SPKI in PEM. Otherwise as issueServingCertificate: the given SANs,
+ * serverAuth, never outliving the CA. Returns the leaf's PEM and its notAfter.
+ */
+export async function issueCertificateForKey({
+  ca,
+  publicKeyPem,
+  names,
+  now,
+  validityMs,
+}: {
+  readonly ca: Issued;
+  readonly publicKeyPem: string;
+  readonly names: ServingNames;
+  readonly now: number;
+  readonly validityMs: number;
+}): Promise<{ readonly cert: string; readonly notAfter: number }> {
+  checkValidity(validityMs);
+  if (names.dnsNames.length === 0 && names.ipAddresses.length === 0) throw new CertificateError('InvalidName', 'a serving certificate needs at least one name');
+  let publicKey: webcrypto.CryptoKey;
+  try {
+    publicKey = await crypto.subtle.importKey('spki', x509.PemConverter.decodeFirst(publicKeyPem), EC_KEY, true, ['verify']);
+  } catch (err) {
+    throw new CertificateError('InvalidKey', `the public key is not a PEM SubjectPublicKeyInfo of an ECDSA P-256 key: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const caCert = parseCertificate(ca.cert, 'the CA certificate');
+  const signer = await signingKey(ca.key);
+  const caKeyId = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const commonName = names.dnsNames[0] ?? names.ipAddresses[0] ?? '';
+  const notAfter = Math.min(now + validityMs, caCert.notAfter.getTime());
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: serialNumber(),
+      subject: [{ CN: [commonName] }],
+      issuer: caCert.subjectName,
+      notBefore: new Date(now - backdateMs(validityMs)),
+      notAfter: new Date(notAfter),
+      publicKey,
+      signingKey: signer.key,
+      signingAlgorithm: signer.algorithm,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension([...names.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...names.ipAddresses.map((value) => ({ type: 'ip' as const, value }))]),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey, false, crypto),
+        caKeyId === undefined ? await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey, false, crypto) : new x509.AuthorityKeyIdentifierExtension(caKeyId),
+      ],
+    },
+    crypto,
+  );
+  return { cert: pemText(cert.toString('pem')), notAfter };
+}

@@ -28,6 +28,8 @@ import type { Logger } from 'winston';
 import type { Clock } from '../clock.ts';
 import { SupervisedInformer } from '../informer.ts';
 import type { Kube } from '../kube.ts';
+import { agentCaBundle } from './agent.ts';
+import { SSH_SEED_BYTES } from './ssh-key.ts';
 import { DEFAULT_CA_VALIDITY_MS, DEFAULT_LEAF_VALIDITY_MS, crossSign, issueCa, issueServingCertificate, serviceNames, type ServingNames } from './issue.ts';
 import {
   CA_KEYS,
@@ -135,6 +137,8 @@ export class CertificateManager {
   readonly #informers: SupervisedInformer<KubernetesObject>[];
   readonly #secrets: SupervisedInformer<V1Secret>;
   readonly #listeners = new Set<(tls: ControlTls) => void>();
+  readonly #trustListeners = new Set<() => void>();
+  #trustText = '';
   #controlTls: ControlTls | undefined;
   #leading = false;
   #stopped = true;
@@ -169,6 +173,7 @@ export class CertificateManager {
     const namespace = options.namespace;
     this.#secrets = this.#informer<V1Secret>('certificate Secrets', `/api/v1/namespaces/${namespace}/secrets`, () => this.#kube.core.listNamespacedSecret({ namespace }), (secret) => {
       if (secret.metadata?.name === OBJECT_NAMES.controlTlsSecret) this.#refreshControlTls();
+      if (secret.metadata?.name === OBJECT_NAMES.caSecret || secret.metadata?.name === OBJECT_NAMES.sshHostKeySecret) this.#refreshTrust();
       if (this.#ours(secret.metadata?.name)) this.#trigger();
     });
     this.#informers = [
@@ -244,10 +249,50 @@ export class CertificateManager {
     });
   }
 
+  /** the CA that signs agent-facing certificates (ca.crt, ca.key of the CA Secret), from the cache */
+  agentSigner(): { readonly cert: string; readonly key: string } | undefined {
+    const data = decode(this.#secrets.cache.get(OBJECT_NAMES.caSecret, this.#namespace)?.data);
+    const cert = data[CA_KEYS.cert] ?? '';
+    const key = data[CA_KEYS.key] ?? '';
+    return cert === '' || key === '' ? undefined : { cert, key };
+  }
+
+  /** the CA bundle agents trust (active, next and previous CA), from the cache; '' without a CA */
+  agentCaBundle(): string {
+    return agentCaBundle(decode(this.#secrets.cache.get(OBJECT_NAMES.caSecret, this.#namespace)?.data));
+  }
+
+  /** the seed of the per-namespace SSH host keys, from the cache */
+  sshSeed(): Uint8Array | undefined {
+    const seed = Buffer.from(this.#secrets.cache.get(OBJECT_NAMES.sshHostKeySecret, this.#namespace)?.data?.['seed'] ?? '', 'base64');
+    return seed.length >= SSH_SEED_BYTES ? new Uint8Array(seed) : undefined;
+  }
+
+  /** calls `listener` whenever agentCaBundle() or sshSeed() changes; returns the unsubscribe function */
+  onTrustChange(listener: () => void): () => void {
+    this.#trustListeners.add(listener);
+    return () => {
+      this.#trustListeners.delete(listener);
+    };
+  }
+
+  #refreshTrust(): void {
+    const text = `${this.agentCaBundle()}|${Buffer.from(this.sshSeed() ?? new Uint8Array()).toString('base64')}`;
+    if (text === this.#trustText) return;
+    this.#trustText = text;
+    for (const listener of [...this.#trustListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.#log.error('trust listener failed', { error: message(err) });
+      }
+    }
+  }
+
   // ── reading ──────────────────────────────────────────────────────────────────────────────
 
   #ours(name: string | undefined): boolean {
-    return name === OBJECT_NAMES.caSecret || name === OBJECT_NAMES.webhookTlsSecret || name === OBJECT_NAMES.controlTlsSecret || name === APPROVAL_KEY_SECRET;
+    return name === OBJECT_NAMES.caSecret || name === OBJECT_NAMES.webhookTlsSecret || name === OBJECT_NAMES.controlTlsSecret || name === APPROVAL_KEY_SECRET || name === OBJECT_NAMES.sshHostKeySecret;
   }
 
   #refreshControlTls(): void {
@@ -382,6 +427,8 @@ export class CertificateManager {
     if (!this.#mayWrite()) return undefined;
     await this.#ensureApprovalKey();
     if (!this.#manage) return undefined;
+    // agent-facing SSH host keys go with agent-facing certificates: only when the CA is ours
+    await this.#ensureSshSeed();
     for (let round = 0; round < MAX_ROUNDS; round++) {
       if (!this.#mayWrite()) return undefined;
       const state = await this.#read();
@@ -509,6 +556,30 @@ export class CertificateManager {
       const code = statusCode(err);
       if (code === 409 || code === 422) throw new Conflict(message(err), { cause: err });
       throw err;
+    }
+  }
+
+  /** the seed of the per-namespace SSH host keys: created once with 32 random bytes, never replaced */
+  async #ensureSshSeed(): Promise<void> {
+    const current = await this.#readSecret(OBJECT_NAMES.sshHostKeySecret);
+    if (current !== undefined) {
+      if (Buffer.from(current.data?.['seed'] ?? '', 'base64').length < SSH_SEED_BYTES) {
+        this.#log.error('the SSH host key Secret holds no seed of 32 bytes or more; it is left as it is (delete it to have a new one generated)', { secret: OBJECT_NAMES.sshHostKeySecret });
+      }
+      return;
+    }
+    const body = Object.assign(new V1Secret(), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: Object.assign(new V1ObjectMeta(), { name: OBJECT_NAMES.sshHostKeySecret, namespace: this.#namespace, labels: MANAGED_LABELS }),
+      type: 'Opaque',
+      data: { seed: randomBytes(SSH_SEED_BYTES).toString('base64') },
+    });
+    try {
+      await this.#kube.core.createNamespacedSecret({ namespace: this.#namespace, body });
+      this.#log.info('SSH host key seed created', { secret: OBJECT_NAMES.sshHostKeySecret });
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
     }
   }
 

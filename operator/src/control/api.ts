@@ -8,6 +8,7 @@
  *   GET    /v1/approvals/:name[?waitSeconds=]    ApprovalState
  *   DELETE /v1/approvals/:name                   204 (withdrawn)
  *   POST   /v1/sessions                          SessionReport → 204
+ *   POST   /v1/certificates                      CertificateAsk → 200 AgentCertificates
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { CONTROL_API_PREFIX, type AgentConnection, type ApprovalRule, type ControlError, type MaskingPolicy, type PodIdentity } from '@airlock/api';
@@ -15,6 +16,7 @@ import type { Logger } from 'winston';
 import type { OperatorMetrics } from '../metrics.ts';
 import { authorizePod, type PodRecord, type TokenClaims, type TokenVerifier } from './auth.ts';
 import { assembleBundle, memoizedJudge, type AssembledBundle, type SecretLike } from './bundle.ts';
+import { parseCertificateAsk, type AgentCertificateService } from './certificates.ts';
 import { ControlFailure } from './errors.ts';
 import type { PodEvents } from './pod-events.ts';
 import type { ApprovalsPort, SessionsPort } from './ports.ts';
@@ -42,6 +44,8 @@ export interface ControlApiDeps {
   /** absent until the approvals service is wired: those routes answer 503 Unavailable */
   readonly approvals?: ApprovalsPort | undefined;
   readonly sessions?: SessionsPort | undefined;
+  /** absent: POST /v1/certificates answers 503 Unavailable (the sidecar then serves the agent without TLS) */
+  readonly certificates?: Pick<AgentCertificateService, 'issue'> | undefined;
   /** largest JSON body accepted */
   readonly bodyLimit?: string;
 }
@@ -109,6 +113,7 @@ export class ControlApi {
     app.get(`${p}/approvals/:name`, this.#auth('approvals.get'), this.#handle((req, res, c) => this.#approvalState(req, res, c)));
     app.delete(`${p}/approvals/:name`, this.#auth('approvals.withdraw'), this.#handle((req, res, c) => this.#withdraw(req, res, c)));
     app.post(`${p}/sessions`, this.#auth('sessions.report'), json, this.#handle((req, res, c) => this.#report(req, res, c)));
+    app.post(`${p}/certificates`, this.#auth('certificates'), json, this.#handle((req, res, c) => this.#certificates(req, res, c)));
     app.use((req: Request, res: Response) => {
       this.#count('unknown', 404);
       res.status(404).json({ code: 'NotFound', message: `no route ${req.method} ${req.path}` } satisfies ControlError);
@@ -276,6 +281,14 @@ export class ControlApi {
     const name = parseApprovalName(String(req.params['name']));
     await this.#approvals().withdraw(caller.identity, name);
     res.status(204).end();
+  }
+
+  async #certificates(req: Request, res: Response, { caller }: { readonly caller: Caller }): Promise<void> {
+    const ask = parseCertificateAsk(req.body);
+    if (this.#deps.certificates === undefined) throw new ControlFailure('Unavailable', 'agent-facing certificates are not served by this operator');
+    // only the connections granted now: their target names, never another pod's
+    const issued = await this.#deps.certificates.issue(caller.identity, caller.granted, ask);
+    res.status(200).json(issued);
   }
 
   async #report(req: Request, res: Response, { caller }: { readonly caller: Caller }): Promise<void> {

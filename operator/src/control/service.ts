@@ -9,7 +9,7 @@ import type { Logger } from 'winston';
 import type { Clock } from '../clock.ts';
 import type { Kube } from '../kube.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { ControlApi, type ControlView } from './api.ts';
+import { ControlApi, type ControlApiDeps, type ControlView } from './api.ts';
 import { TokenVerifier } from './auth.ts';
 import { ControlServer, readTlsDir, watchTlsDir, type TlsMaterial } from './https.ts';
 import { IssuerKeys } from './issuer.ts';
@@ -35,6 +35,7 @@ export interface ControlServiceOptions {
   readonly tls: TlsSource;
   readonly approvals?: ApprovalsPort | undefined;
   readonly sessions?: SessionsPort | undefined;
+  readonly certificates?: ControlApiDeps['certificates'];
 }
 
 export class ControlService {
@@ -64,6 +65,7 @@ export class ControlService {
       log,
       approvals: options.approvals,
       sessions: options.sessions,
+      certificates: options.certificates,
     });
   }
 

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
-import { CONTROL_API_PREFIX, type ApprovalAsk, type ApprovalCreated, type ApprovalState, type SessionReport, type SidecarBundle } from '@airlock/api';
+import { CONTROL_API_PREFIX, type AgentCertificates, type ApprovalAsk, type CertificateAsk, type ApprovalCreated, type ApprovalState, type SessionReport, type SidecarBundle } from '@airlock/api';
 
 export class ControlRequestError extends Error {
   /** undefined: no answer (connection refused, TLS, timeout) */
@@ -69,6 +69,11 @@ export class ControlClient {
 
   async report(report: SessionReport, signal?: AbortSignal): Promise<void> {
     await this.#call('POST', '/sessions', report, 0, signal);
+  }
+
+  /** `POST /v1/certificates`: the agent-facing TLS certificate and SSH host key */
+  certificates(ask: CertificateAsk, signal?: AbortSignal): Promise<AgentCertificates> {
+    return this.#json<AgentCertificates>('POST', '/certificates', ask, 0, signal);
   }
 
   close(): void {

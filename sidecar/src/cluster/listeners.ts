@@ -6,6 +6,8 @@
  */
 import type { ApprovalPort } from '../approval/port.ts';
 import type { Logger } from '../log.ts';
+import type { AgentTlsSource } from '../pg/agent-tls.ts';
+import type { AgentHostKeySource } from '../ssh/proxy.ts';
 import type { Enforcement, PolicySource, ProxyOptions, RunningProxy, SessionObserver } from '../proxy.ts';
 import type { CompiledConnection } from './compile.ts';
 import { planListeners, type ListenerSpec } from './plan.ts';
@@ -29,7 +31,13 @@ export class SwappablePolicy implements PolicySource {
   }
 }
 
-export type StartProxy = (options: ProxyOptions) => Promise<RunningProxy>;
+/** what the proxies present to the agent (cluster mode: from the operator) */
+export interface AgentIdentityOptions {
+  readonly agentTls?: AgentTlsSource;
+  readonly agentHostKey?: AgentHostKeySource;
+}
+
+export type StartProxy = (options: ProxyOptions & AgentIdentityOptions) => Promise<RunningProxy>;
 
 export interface ListenerSetDeps {
   readonly log: Logger;
@@ -38,6 +46,8 @@ export interface ListenerSetDeps {
   /** loopback host (127.0.0.1) */
   readonly host: string;
   readonly loadProxy: (protocol: 'postgres' | 'ssh') => Promise<StartProxy>;
+  /** the agent-facing certificate and SSH host key, when the operator issues them */
+  readonly agentIdentity?: AgentTlsSource & AgentHostKeySource;
 }
 
 interface Listener {
@@ -124,6 +134,7 @@ export class ListenerSet {
           sessions: this.#deps.sessions,
           pod: pod.name,
           serviceAccount: pod.serviceAccount,
+          ...(this.#deps.agentIdentity === undefined ? {} : { agentTls: this.#deps.agentIdentity, agentHostKey: this.#deps.agentIdentity }),
         });
         this.#listeners.set(name, { spec, policy, proxy });
         log.info('listener up', { connection: name, protocol: spec.protocol, listen: `${proxy.host}:${String(proxy.port)}` });

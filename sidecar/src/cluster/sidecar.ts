@@ -14,6 +14,7 @@ import type { Logger } from '../log.ts';
 import { ClusterApprovals } from './approvals.ts';
 import type { ControlClient } from './client.ts';
 import { compileConnection, type CompiledConnection } from './compile.ts';
+import { AgentIdentity } from './identity.ts';
 import { ListenerSet, type StartProxy, type WantedConnection } from './listeners.ts';
 import { ReportBuffer, ReportSender, SessionReporter } from './reports.ts';
 
@@ -47,6 +48,9 @@ export class ClusterSidecar {
   readonly #sender: ReportSender;
   readonly #reporter: SessionReporter;
   readonly #abort = new AbortController();
+  readonly #identity: AgentIdentity;
+  #identityFirst: Promise<void> = Promise.resolve();
+  #targets = '';
   /** compiled connections by the text of what went in (unchanged connections are not compiled again) */
   #compiled = new Map<string, CompiledConnection>();
   #wanted = new Map<string, WantedConnection>();
@@ -73,8 +77,10 @@ export class ClusterSidecar {
       progressMs: (options.progressSeconds ?? 30) * 1000,
       progressStatements: options.progressStatements ?? 100,
     });
+    this.#identity = new AgentIdentity({ client, log, ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}) });
     this.#listeners = new ListenerSet({
       log,
+      agentIdentity: this.#identity,
       approvals: new ClusterApprovals({ client, log }),
       sessions: this.#reporter,
       host: options.listenHost ?? '127.0.0.1',
@@ -100,12 +106,14 @@ export class ClusterSidecar {
     await loadSqlParser();
     const health = await this.#serveHealth();
     this.#sender.start();
+    this.#identityFirst = this.#identity.start();
     this.#loop = this.#pollBundles();
     return health;
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    this.#identity.stop();
     await this.#loop;
     await this.#listeners.close();
     this.#reporter.stop();
@@ -205,6 +213,12 @@ export class ClusterSidecar {
     // claims of connections removed stay known: their sessions' end reports still come
     for (const [n, c] of claims) this.#claims.set(n, c);
     this.#wanted = wanted;
+    // the first listeners open with the agent-facing certificate when the operator issues one;
+    // a change of targets asks for one with the new names
+    if (!this.#applied) await this.#identityFirst;
+    const targets = JSON.stringify([...compiled.values()].map((c) => [c.protocol, c.enforcement?.upstream.host, c.enforcement?.upstream.port]).sort());
+    if (this.#applied && targets !== this.#targets) void this.#identity.refresh();
+    this.#targets = targets;
     await this.#listeners.apply(wanted, { name: pod.name, serviceAccount: pod.serviceAccount });
     this.#revision = bundle.revision;
     const first = !this.#applied;

@@ -2,18 +2,26 @@
  * The PostgreSQL proxy: a loopback listener, one PgSession per agent connection, the registry
  * of upstream cancel keys (the agent receives the upstream's BackendKeyData unchanged, so a
  * CancelRequest carrying a key of one of our sessions is forwarded on a fresh upstream
- * connection; any other key is dropped), and the shared catalogue connection.
+ * connection; any other key is dropped), and the shared catalogue connection. With an agent TLS
+ * source (cluster mode), an agent's SSLRequest is accepted and the session runs over TLS
+ * (agent-tls.ts).
  */
 import { createServer, type Socket } from 'node:net';
 import { SqlDecider, type PolicyBundle } from '@airlock/policy';
 import type { UpstreamConfig } from '../config.ts';
 import { policyOf, type ProxyOptions, type RunningProxy } from '../proxy.ts';
+import { negotiateAgentTls, type AgentTlsSource } from './agent-tls.ts';
 import { Catalog } from './catalog.ts';
 import { PgSession } from './session.ts';
 import { sendCancel } from './upstream.ts';
 import { cancelRequestMessage } from './wire.ts';
 
-export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy> {
+/** cluster mode: the certificate the operator issued for the targets' names */
+export interface AgentTlsOption {
+  readonly agentTls?: AgentTlsSource;
+}
+
+export async function startPgProxy(options: ProxyOptions & AgentTlsOption): Promise<RunningProxy> {
   const { log } = options;
   const policy = policyOf(options);
   // one decider per bundle, one catalogue connection per upstream (a swapped bundle gets its own)
@@ -72,9 +80,7 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
   // high-water mark 1: a write to the agent that cannot complete at once reports backpressure
   // (and later 'drain'), which keeps the upstream paused while the queued bytes still point into
   // its reused read buffer (see PgSession)
-  const server = createServer({ noDelay: true, highWaterMark: 1 }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  const startSession = (socket: Socket): void => {
     const session = new PgSession(socket, {
       policy,
       deciderFor,
@@ -90,6 +96,12 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
     });
     sessions.add(session);
     void session.closed.then(() => sessions.delete(session));
+  };
+  const server = createServer({ noDelay: true, highWaterMark: 1 }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (options.agentTls === undefined) startSession(socket);
+    else negotiateAgentTls(socket, options.agentTls, log, startSession);
   });
   server.on('error', (err) => {
     log.error('listener error', { error: err.message });

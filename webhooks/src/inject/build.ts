@@ -1,6 +1,9 @@
 /** The containers, volumes and env that injection adds to a pod. Pure. */
-import type { V1ResourceRequirements } from '@kubernetes/client-node';
+import type { Operation } from 'fast-json-patch';
+import type { V1Pod, V1ResourceRequirements } from '@kubernetes/client-node';
 import {
+  AGENT_TRUST,
+  OBJECT_NAMES,
   CAPTURE_CONTAINER,
   CONTROL_AUDIENCE,
   RECORDINGS_MOUNT,
@@ -192,9 +195,46 @@ export function buildParts(settings: InjectionSettings, mode: CaptureMode, conne
     { name: STATE_VOLUME, emptyDir: {} },
     ...recordings.volumes,
   ];
+  // every agent container (unless it sets it) trusts Airlock's CA for libpq: the file is mounted by agentTrustPatch
+  const caEnv: EnvVar[] = [{ name: AGENT_TRUST.caEnv, value: `${AGENT_TRUST.mountPath}/${AGENT_TRUST.caKey}` }];
   if (mode === 'explicit') {
     warnings.unshift(`capture explicit: agent traffic is not captured; ${connections.map(connectionName).join(', ')} ${connections.length === 1 ? 'is' : 'are'} reachable through 127.0.0.1 but bypassable`);
-    return { initContainers: [sidecar], volumes, agentEnv: explicitEnv(connections, warnings), annotation: injectedAnnotation(settings, mode, connections), warnings };
+    return { initContainers: [sidecar], volumes, agentEnv: [...explicitEnv(connections, warnings), caEnv], annotation: injectedAnnotation(settings, mode, connections), warnings };
   }
-  return { initContainers: [captureContainer(settings, connections), sidecar], volumes, agentEnv: [], annotation: injectedAnnotation(settings, mode, connections), warnings };
+  return { initContainers: [captureContainer(settings, connections), sidecar], volumes, agentEnv: [caEnv], annotation: injectedAnnotation(settings, mode, connections), warnings };
+}
+
+/**
+ * What the agent containers trust: the ConfigMap OBJECT_NAMES.agentTrustConfigMap (kept by the
+ * operator in every namespace with AgentConnections) as the volume AGENT_TRUST.volume, mounted
+ * read-only at AGENT_TRUST.mountPath in every container of spec.containers, and, when an ssh
+ * connection selects the pod, its ssh_known_hosts at /etc/ssh/ssh_known_hosts (subPath). A
+ * container that already mounts something at either path keeps it (warning). The volume is
+ * `optional`: a pod created before the operator wrote the ConfigMap starts anyway, without it.
+ * The operations apply after injectionPatch's. Pure.
+ */
+export function agentTrustPatch(pod: V1Pod, connections: readonly AgentConnection[]): { readonly ops: readonly Operation[]; readonly warnings: readonly string[] } {
+  const ops: Operation[] = [];
+  const warnings: string[] = [];
+  if ((pod.spec?.volumes ?? []).some((v) => v.name === AGENT_TRUST.volume)) {
+    warnings.push(`spec.volumes: the pod already has a volume named ${AGENT_TRUST.volume}, so Airlock's CA and SSH known_hosts are not mounted into its containers`);
+    return { ops, warnings };
+  }
+  // injectionPatch has created spec.volumes when it was absent
+  ops.push({ op: 'add', path: '/spec/volumes/-', value: { name: AGENT_TRUST.volume, configMap: { name: OBJECT_NAMES.agentTrustConfigMap, optional: true } } });
+  const ssh = connections.some((c) => c.spec.protocol === 'ssh');
+  (pod.spec?.containers ?? []).forEach((c, i) => {
+    const taken = new Set((c.volumeMounts ?? []).map((m) => m.mountPath.replace(/\/+$/, '')));
+    const mounts: Json[] = [];
+    if (taken.has(AGENT_TRUST.mountPath)) warnings.push(`spec.containers[${i}]: already mounts ${AGENT_TRUST.mountPath}, so Airlock's CA is not mounted there`);
+    else mounts.push({ name: AGENT_TRUST.volume, mountPath: AGENT_TRUST.mountPath, readOnly: true });
+    if (ssh) {
+      if (taken.has(AGENT_TRUST.globalKnownHosts) || taken.has('/etc/ssh')) warnings.push(`spec.containers[${i}]: already mounts ${AGENT_TRUST.globalKnownHosts}, so Airlock's SSH known_hosts is not mounted there (it is at ${AGENT_TRUST.mountPath}/${AGENT_TRUST.knownHostsKey})`);
+      else mounts.push({ name: AGENT_TRUST.volume, mountPath: AGENT_TRUST.globalKnownHosts, subPath: AGENT_TRUST.knownHostsKey, readOnly: true });
+    }
+    if (mounts.length === 0) return;
+    if (c.volumeMounts === undefined) ops.push({ op: 'add', path: `/spec/containers/${i}/volumeMounts`, value: mounts });
+    else for (const m of mounts) ops.push({ op: 'add', path: `/spec/containers/${i}/volumeMounts/-`, value: m });
+  });
+  return { ops, warnings };
 }

@@ -5,10 +5,10 @@
  */
 import type { Operation } from 'fast-json-patch';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { CAPTURE_ANNOTATION, COMPONENT_LABEL, COMPONENT_VALUE, SIDECAR_HEALTH_PORT, type AgentConnection, type CaptureMode } from '@airlock/api';
+import { AGENT_TRUST, CAPTURE_ANNOTATION, COMPONENT_LABEL, COMPONENT_VALUE, SIDECAR_HEALTH_PORT, type AgentConnection, type CaptureMode } from '@airlock/api';
 import { isIPv6 } from '../capture/plan.ts';
 import { bypassViolations, denyMessage, setuidCapable, type Violation } from './bypass.ts';
-import { buildParts, type InjectionSettings } from './build.ts';
+import { agentTrustPatch, buildParts, type InjectionSettings } from './build.ts';
 import { verifiedOwnParts } from './conform.ts';
 import { envConflicts, injectionPatch } from './patch.ts';
 import { connectionName, listenPortOf, optedIn, selectConnections } from './select.ts';
@@ -99,10 +99,15 @@ export function planInjection(input: InjectionInput): InjectionResult {
   if (injected) return { kind: 'skip', reason: 'already injected' };
   const warnings = [...parts.warnings, ...(mode === 'transparent' ? captureWarnings(selected) : [])];
   const conflictsEnv = envConflicts(pod, parts);
-  if (conflictsEnv.length > 0) warnings.push(`capture explicit: left as the pod sets them: ${conflictsEnv.join(', ')}`);
+  const ownCa = conflictsEnv.filter((e) => e.endsWith(` env ${AGENT_TRUST.caEnv}`));
+  const ownExplicit = conflictsEnv.filter((e) => !ownCa.includes(e));
+  if (ownExplicit.length > 0) warnings.push(`capture explicit: left as the pod sets them: ${ownExplicit.join(', ')}`);
+  if (ownCa.length > 0) warnings.push(`left as the pod sets it, so libpq there does not trust Airlock's CA unless that file includes it: ${ownCa.join(', ')}`);
+  const trust = agentTrustPatch(pod, selected);
+  warnings.push(...trust.warnings);
   const setuid = setuidCapable(pod, own);
   if (setuid.length > 0) {
     warnings.push(`${setuid.join(', ')}: may run as root with CAP_SETUID, so could switch to the sidecar's UID and leave capture; set runAsNonRoot: true and allowPrivilegeEscalation: false, or drop SETUID`);
   }
-  return { kind: 'patch', patch: injectionPatch(pod, parts), warnings };
+  return { kind: 'patch', patch: [...injectionPatch(pod, parts), ...trust.ops], warnings };
 }
