@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -255,7 +255,8 @@ async function agentSession(name: string): Promise<{ status?: { counts?: Record<
 }
 
 function sessionIds(): string[] {
-  const dir = join(dirs.recordings, 'default', NS, POD, 'orders');
+  // the recordings directory is the claim's per-pod subdirectory (the kubelet mounts <namespace>/<pod> there)
+  const dir = join(dirs.recordings, 'default', 'orders');
   try {
     return readdirSync(dir).filter((f) => f.endsWith('.jsonl')).map((f) => f.slice(0, -'.jsonl'.length)).sort();
   } catch {
@@ -360,6 +361,10 @@ describe('airlock sidecar --cluster', () => {
     assert.equal(counts['statements'], 3);
     assert.equal(counts['blocked'], 1);
     assert.match(session?.status?.recording?.chainHead ?? '', /^sha256:[0-9a-f]{64}$/);
+    // the path inside the claim: <namespace>/<pod>/<connection>/<session>.jsonl, the file written under the pod's subdirectory
+    const path = session?.status?.recording?.path ?? '';
+    assert.match(path, new RegExp(`^${NS}/${POD}/orders/[0-9]{8}T[0-9]{6}Z-[0-9a-f]+\\.jsonl$`));
+    assert.ok(existsSync(join(dirs.recordings, 'default', path.slice(`${NS}/${POD}/`.length))), `${path} is not under the pod's subdirectory`);
     await until('the sidecar ready again', () => ready(s), (code) => code === 200);
     assert.equal(await until('the buffer drained', () => Promise.resolve(buffered()), (t) => t === ''), '');
   });

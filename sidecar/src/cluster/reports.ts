@@ -201,7 +201,7 @@ export class ReportSender {
 export interface SessionReporterOptions {
   readonly submit: (report: SessionReport) => void;
   /** the recordings directory of each connection's claim (report paths are relative to it), and the claim's name */
-  readonly claimOf: (connection: string) => { readonly root: string; readonly claimName: string | undefined };
+  readonly claimOf: (connection: string) => { readonly root: string; readonly claimName: string | undefined; readonly within?: string };
   /** a progress report at most this often while something changed */
   readonly progressMs: number;
   /** …or as soon as this many statements ran since the last report */
@@ -276,7 +276,7 @@ export class SessionReporter implements SessionObserver {
       counts: { statements: counts.statements, rows: counts.rows, maskedValues: counts.maskedValues, blocked: counts.blocked, approvals: counts.approvals },
       recording: {
         ...(claim.claimName !== undefined ? { claimName: claim.claimName } : {}),
-        path: s.recordingPath === undefined ? '' : relative(claim.root, s.recordingPath),
+        path: s.recordingPath === undefined ? '' : join(claim.within ?? '', relative(claim.root, s.recordingPath)),
         ...(head.hash !== undefined ? { chainHead: head.hash } : {}),
         records: head.records,
       },

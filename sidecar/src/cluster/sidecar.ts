@@ -37,9 +37,14 @@ export interface ClusterSidecarOptions {
   readonly retryMs?: number;
 }
 
-/** The recordings directory of a connection: `<root>/<claim or default>/<namespace>/<pod>` (sessions add `<connection>/`). */
-export function recordingsDirOf(root: string, claimName: string | undefined, namespace: string, pod: string): string {
-  return join(root, claimName ?? 'default', namespace, pod);
+/**
+ * The recordings directory of a connection: `<root>/<claim or default>` (sessions add
+ * `<connection>/`). The kubelet mounts the claim's per-pod subdirectory there
+ * (`subPathExpr: <namespace>/<pod>`), so inside the claim a recording is at
+ * `<namespace>/<pod>/<connection>/<session>.jsonl`: the path the session reports give.
+ */
+export function recordingsDirOf(root: string, claimName: string | undefined): string {
+  return join(root, claimName ?? 'default');
 }
 
 export class ClusterSidecar {
@@ -55,6 +60,8 @@ export class ClusterSidecar {
   #compiled = new Map<string, CompiledConnection>();
   #wanted = new Map<string, WantedConnection>();
   #claims = new Map<string, string | undefined>();
+  /** `<namespace>/<pod>`: the subdirectory of each claim mounted at its recordings directory */
+  #podDir = '';
   #revision: string | undefined;
   #applied = false;
   #health: Server | undefined;
@@ -72,7 +79,7 @@ export class ClusterSidecar {
       },
       claimOf: (connection) => {
         const claimName = this.#claims.get(connection);
-        return { root: join(options.recordingsRoot, claimName ?? 'default'), claimName };
+        return { root: recordingsDirOf(options.recordingsRoot, claimName), claimName, within: this.#podDir };
       },
       progressMs: (options.progressSeconds ?? 30) * 1000,
       progressStatements: options.progressStatements ?? 100,
@@ -207,7 +214,8 @@ export class ClusterSidecar {
       }
       compiled.set(key, c);
       claims.set(bc.name, c.claimName);
-      wanted.set(bc.name, { compiled: c, recordingsDir: recordingsDirOf(this.#o.recordingsRoot, c.claimName, pod.namespace, pod.name) });
+      this.#podDir = join(pod.namespace, pod.name);
+      wanted.set(bc.name, { compiled: c, recordingsDir: recordingsDirOf(this.#o.recordingsRoot, c.claimName) });
     }
     this.#compiled = compiled;
     // claims of connections removed stay known: their sessions' end reports still come
