@@ -176,6 +176,7 @@ describe('the Helm chart', () => {
       `--control-url=https://airlock-operator.${NS}.svc:8443`,
       '--approval-key-file=/etc/airlock/approval-key/key',
       '--airlock-namespace=$(POD_NAMESPACE)',
+      '--cluster-domain=cluster.local',
     ]) {
       assert.ok(c.args.includes(flag), `${flag} not in ${c.args.join(' ')}`);
     }
@@ -410,12 +411,14 @@ describe('the rendered chart against a real kube-apiserver', () => {
       for (const args of refused) assert.equal(await can(OPERATOR_SA, args), false, `the operator should be refused: ${args.join(' ')}`);
     });
 
-    test('the webhook: reads Namespaces and AgentConnections, no Secrets, no writes', async () => {
+    test('the webhook: reads Namespaces, AgentConnections, Services and EndpointSlices, no Secrets, no writes', async () => {
       const allowed: readonly (readonly string[])[] = [
         ['list', 'namespaces'],
         ['watch', 'namespaces'],
         ['list', 'agentconnections.airlock.dev', '-A'],
         ['watch', 'agentconnections.airlock.dev', '-A'],
+        ['list', 'services', '-A'],
+        ['watch', 'endpointslices.discovery.k8s.io', '-A'],
       ];
       const refused: readonly (readonly string[])[] = [
         ['get', 'secrets/airlock-approval-key', '-n', NS],
@@ -426,6 +429,8 @@ describe('the rendered chart against a real kube-apiserver', () => {
         ['patch', 'namespaces'],
         ['create', 'events.events.k8s.io', '-n', 'agents'],
         ['get', 'maskingpolicies.airlock.dev', '-n', 'agents'],
+        ['update', 'services', '-n', 'agents'],
+        ['create', 'endpointslices.discovery.k8s.io', '-n', 'agents'],
       ];
       for (const args of allowed) assert.equal(await can(WEBHOOK_SA, args), true, `the webhook should be allowed: ${args.join(' ')}`);
       for (const args of refused) assert.equal(await can(WEBHOOK_SA, args), false, `the webhook should be refused: ${args.join(' ')}`);

@@ -1,15 +1,19 @@
 /**
  * The cluster state a pod admission needs, from informers (no API call on the hot path):
- * Namespaces (their opt-in labels and capture annotations) and AgentConnections. A namespace
- * missing from the cache (created a moment ago) is read once from the API server.
+ * Namespaces (their opt-in labels and capture annotations), AgentConnections, and the Services and
+ * EndpointSlices of connection targets (where their endpoints listen: capture/backends.ts). A
+ * namespace missing from the cache (created a moment ago) is read once from the API server.
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Service } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AgentConnection } from '@airlock/api';
 import type { Logger } from 'winston';
 import type { Clock } from './clock.ts';
 import { SupervisedInformer } from './informer.ts';
+import type { ServiceLookup } from './capture/backends.ts';
 
-export interface ClusterView {
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface ClusterView extends ServiceLookup {
   /** every informer has synced since its last error */
   readonly synced: boolean;
   /** names of what has not synced yet */
@@ -23,6 +27,8 @@ export interface ClusterView {
 export class InformerCaches implements ClusterView {
   readonly #namespaces: SupervisedInformer<V1Namespace>;
   readonly #connections: SupervisedInformer<KubernetesObject>;
+  readonly #services: SupervisedInformer<V1Service>;
+  readonly #slices: SupervisedInformer<V1EndpointSlice>;
   readonly #core: CoreV1Api;
 
   constructor({ config, clock, log, onRestart }: { readonly config: KubeConfig; readonly clock: Clock; readonly log: Logger; readonly onRestart?: (informer: string) => void }) {
@@ -46,23 +52,53 @@ export class InformerCaches implements ClusterView {
       log,
       onRestart: () => onRestart?.('agentconnections'),
     });
+    const discovery = config.makeApiClient(DiscoveryV1Api);
+    this.#services = new SupervisedInformer({
+      name: 'services',
+      config,
+      path: '/api/v1/services',
+      list: () => this.#core.listServiceForAllNamespaces(),
+      clock,
+      log,
+      onRestart: () => onRestart?.('services'),
+    });
+    this.#slices = new SupervisedInformer({
+      name: 'endpointslices',
+      config,
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      list: () => discovery.listEndpointSliceForAllNamespaces(),
+      clock,
+      log,
+      onRestart: () => onRestart?.('endpointslices'),
+    });
   }
 
   start(): void {
-    this.#namespaces.start();
-    this.#connections.start();
+    for (const i of this.#all()) i.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#namespaces.stop(), this.#connections.stop()]);
+    await Promise.all(this.#all().map((i) => i.stop()));
+  }
+
+  #all(): readonly SupervisedInformer<KubernetesObject>[] {
+    return [this.#namespaces, this.#connections, this.#services, this.#slices];
   }
 
   get synced(): boolean {
-    return this.#namespaces.synced && this.#connections.synced;
+    return this.#all().every((i) => i.synced);
   }
 
   notSynced(): readonly string[] {
-    return [this.#namespaces, this.#connections].filter((i) => !i.synced).map((i) => `informer ${i.name}`);
+    return this.#all().filter((i) => !i.synced).map((i) => `informer ${i.name}`);
+  }
+
+  service(namespace: string, name: string): V1Service | undefined {
+    return this.#services.cache.get(name, namespace);
+  }
+
+  endpointSlices(namespace: string, service: string): readonly V1EndpointSlice[] {
+    return this.#slices.cache.list(namespace).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === service);
   }
 
   async namespace(name: string): Promise<V1Namespace | undefined> {

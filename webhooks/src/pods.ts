@@ -19,6 +19,8 @@ export interface PodAdmissionContext {
   readonly settings: InjectionSettings | undefined;
   /** why the settings are missing, for the message */
   readonly settingsProblem?: string;
+  /** per connection, the other ports its target's endpoints listen on (capture/backends.ts) */
+  readonly backendPorts?: ReadonlyMap<string, readonly number[]>;
 }
 
 function injected(pod: V1Pod | undefined): boolean {
@@ -60,7 +62,7 @@ export function injectPodAdmission(request: AdmissionRequest, context: PodAdmiss
   if (context.settings === undefined) {
     return deny(`Airlock's webhook cannot inject the sidecar: ${context.settingsProblem ?? 'its settings are incomplete'}`, 503, 'ServiceUnavailable');
   }
-  const result = planInjection({ pod, namespace: context.namespace, connections: context.connections, settings: context.settings });
+  const result = planInjection({ pod, namespace: context.namespace, connections: context.connections, settings: context.settings, ...(context.backendPorts !== undefined ? { backendPorts: context.backendPorts } : {}) });
   switch (result.kind) {
     case 'skip':
       return allow();

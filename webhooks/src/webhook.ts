@@ -19,6 +19,8 @@ import { injectPodAdmission } from './pods.ts';
 import { validatePolicyAdmission } from './policies.ts';
 import { AdmissionServer, HealthServer, admissionApp } from './server.ts';
 import { WatchedFiles, type FileContents } from './watch.ts';
+import { backendPorts } from './capture/backends.ts';
+import { connectionName } from './inject/select.ts';
 
 export interface SidecarOptions {
   readonly image: string;
@@ -40,6 +42,8 @@ export interface WebhookOptions {
   readonly sidecar: SidecarOptions;
   /** Airlock's own namespace: never injected */
   readonly airlockNamespace: string;
+  /** the cluster's DNS domain, to know a Service by its name (default cluster.local) */
+  readonly clusterDomain?: string;
   /** how often the files are polled besides fs.watch (default 1000 ms) */
   readonly pollMs?: number;
   /** how long in-flight admissions may take to finish on stop (default 10 s) */
@@ -145,9 +149,13 @@ export class Webhook {
     if (namespaceName === undefined) return deny('a pod admission without a namespace', 400, 'BadRequest');
     const namespace = await this.#view.namespace(namespaceName);
     if (namespace === undefined) return deny(`namespace ${namespaceName} not found`, 404, 'NotFound');
+    const connections = this.#view.connections(namespaceName);
+    const domain = this.#options.clusterDomain ?? 'cluster.local';
+    const backends = new Map((connections ?? []).map((c) => [connectionName(c), backendPorts(c.spec.target, namespaceName, domain, this.#view)] as const));
     return injectPodAdmission(request, {
       namespace,
-      connections: this.#view.connections(namespaceName),
+      connections,
+      backendPorts: backends,
       settings: this.#settings,
       ...(this.#controlCa.error === undefined ? {} : { settingsProblem: `the control API's CA bundle cannot be read: ${this.#controlCa.error}` }),
     });

@@ -5,7 +5,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CaptureError, captureArgs, captureRules, hostsToResolve, isIPv6, parseRedirect, sharedPorts, validatePlan, type CapturePlan } from '../src/capture/index.ts';
+import { CaptureError, captureArgs, captureRules, hostsToResolve, isIPv6, parseRedirect, parseReject, sharedPorts, validatePlan, type CapturePlan } from '../src/capture/index.ts';
+import { backendPorts, serviceOfHost, type ServiceLookup, type ServicePorts, type SlicePorts } from '../src/capture/backends.ts';
 
 const ONE: CapturePlan = { sidecarUid: 15532, targets: [{ connection: 'orders-db', host: 'orders-db.databases.svc', port: 5432, listenPort: 15432 }] };
 
@@ -146,5 +147,63 @@ describe('arguments', () => {
         assert.deepEqual(redirects.map(parseRedirect), targets.map((t) => ({ ...t })));
       }),
     );
+  });
+});
+
+describe('ports where a target\'s endpoints listen (a Service\'s targetPort)', () => {
+  const WITH_REJECT: CapturePlan = { ...ONE, rejects: [{ connection: 'orders-db', port: 6432 }] };
+
+  test('they are refused like the target ports, in IPv4 and IPv6, and said in the header', () => {
+    const rules = captureRules(WITH_REJECT, new Map());
+    assert.match(rules.ipv4, /; reject orders-db=6432\n/);
+    assert.match(rules.ipv4, /-A AIRLOCK-OUTPUT -p tcp --dport 5432 -m conntrack --ctstate NEW,INVALID -j REJECT --reject-with tcp-reset\n-A AIRLOCK-OUTPUT -p tcp --dport 6432 -m conntrack --ctstate NEW,INVALID -j REJECT --reject-with tcp-reset\nCOMMIT/);
+    assert.match(rules.ipv6, /--dport 6432 -m conntrack --ctstate NEW,INVALID -j REJECT/);
+    // never redirected: the sidecar serves the target's port, not its backends'
+    assert.doesNotMatch(rules.ipv4, /--dport 6432[^\n]*REDIRECT/);
+  });
+
+  test('--reject round-trips through the arguments; a bad or foreign one is refused with the reason', () => {
+    const args = captureArgs(WITH_REJECT);
+    assert.deepEqual(args.slice(-2), ['--reject', 'orders-db=6432']);
+    assert.deepEqual(parseReject('orders-db=6432'), { connection: 'orders-db', port: 6432 });
+    assert.throws(() => parseReject('orders-db:6432'), /expected <connection>=<port>/);
+    assert.throws(() => parseReject('orders-db=70000'), /1-65535/);
+    assert.throws(() => validatePlan({ ...ONE, rejects: [{ connection: 'elsewhere', port: 1 }] }), /elsewhere has no --redirect/);
+  });
+});
+
+describe('backendPorts: from a target host to the ports of its Service\'s endpoints', () => {
+  type Port = { name?: string; port: number; targetPort?: number | string };
+  const svc = (name: string, ns: string, ports: Port[]): { key: string; value: ServicePorts } => ({ key: `${ns}/${name}`, value: { spec: { ports } } });
+  const slice = (service: string, ns: string, ports: { name?: string; port: number }[]): { key: string; value: SlicePorts } => ({ key: `${ns}/${service}`, value: { ports } });
+  const lookup = (services: { key: string; value: ServicePorts }[], slices: { key: string; value: SlicePorts }[]): ServiceLookup => ({
+    service: (ns, name) => services.find((s) => s.key === `${ns}/${name}`)?.value,
+    endpointSlices: (ns, name) => slices.filter((s) => s.key === `${ns}/${name}`).map((s) => s.value),
+  });
+
+  test('the host forms a pod resolves to a Service, and nothing else', () => {
+    for (const host of ['bastion', 'bastion.ops', 'bastion.ops.svc', 'bastion.ops.svc.cluster.local', 'BASTION.ops.svc.cluster.local.']) {
+      assert.deepEqual(serviceOfHost(host, 'ops', 'cluster.local'), { namespace: 'ops', name: 'bastion' }, host);
+    }
+    assert.deepEqual(serviceOfHost('bastion', 'agents', 'cluster.local'), { namespace: 'agents', name: 'bastion' });
+    for (const host of ['10.96.0.10', 'db.example.com', 'bastion.ops.svc.other.domain', 'a.b.pod.cluster.local', '-x.ops']) {
+      assert.equal(serviceOfHost(host, 'ops', 'cluster.local'), undefined, host);
+    }
+  });
+
+  test('a numeric targetPort, a named one through the EndpointSlices, the same port (nothing), a missing Service (nothing)', () => {
+    const view = lookup(
+      [
+        svc('bastion', 'ops', [{ name: 'ssh', port: 22, targetPort: 2222 }]),
+        svc('orders-db', 'databases', [{ name: 'pg', port: 5432, targetPort: 'postgres' }, { name: 'metrics', port: 9187, targetPort: 9187 }]),
+        svc('same', 'databases', [{ port: 5432, targetPort: 5432 }]),
+      ],
+      [slice('orders-db', 'databases', [{ name: 'pg', port: 6543 }, { name: 'metrics', port: 9187 }])],
+    );
+    assert.deepEqual(backendPorts({ host: 'bastion.ops.svc.cluster.local', port: 22 }, 'agents', 'cluster.local', view), [2222]);
+    assert.deepEqual(backendPorts({ host: 'orders-db.databases', port: 5432 }, 'agents', 'cluster.local', view), [6543]);
+    assert.deepEqual(backendPorts({ host: 'same.databases.svc', port: 5432 }, 'agents', 'cluster.local', view), []);
+    assert.deepEqual(backendPorts({ host: 'absent.databases.svc', port: 5432 }, 'agents', 'cluster.local', view), []);
+    assert.deepEqual(backendPorts({ host: 'bastion.ops.svc', port: 2200 }, 'agents', 'cluster.local', view), []);
   });
 });

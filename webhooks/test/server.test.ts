@@ -36,6 +36,8 @@ const view: ClusterView = {
   notSynced: () => (synced ? [] : ['informer agentconnections']),
   namespace: (name) => Promise.resolve({ metadata: { name, labels: { 'airlock.dev/inject': 'enabled' } } } as unknown as V1Namespace),
   connections: () => (synced ? [] : undefined),
+  service: () => undefined,
+  endpointSlices: () => [],
 };
 
 function post(path: string, body: string): Promise<{ status: number; body: string }> {

@@ -9,12 +9,12 @@ import { access, constants, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { CaptureError, captureRules, hostsToResolve, parseRedirect, validatePlan, type CapturePlan } from '../../../webhooks/src/capture/index.ts';
+import { CaptureError, captureRules, hostsToResolve, parseRedirect, parseReject, validatePlan, type CapturePlan } from '../../../webhooks/src/capture/index.ts';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 
 export const CAPTURE_HELP = `Usage: airlock capture --sidecar-uid <uid> --redirect <connection>=<host>:<port>:<listenPort> [--redirect ...]
-                       [--resolve-timeout <seconds>] [--dry-run]
+                       [--reject <connection>=<port> ...] [--resolve-timeout <seconds>] [--dry-run]
 
 Installs the transparent-capture rules in the current network namespace (the injected
 airlock-capture init container runs it with NET_ADMIN and NET_RAW, as root): TCP that any
@@ -30,6 +30,9 @@ Options:
       --sidecar-uid <uid>          UID of the sidecar (exempt from capture; required)
       --redirect <spec>            <connection>=<host>:<port>:<listenPort> (repeatable, at least one);
                                    host: DNS name, IPv4 address or [IPv6 address]
+      --reject <spec>              <connection>=<port> (repeatable): a port where the connection's
+                                   endpoints listen other than its port (a Service's targetPort);
+                                   new TCP connections to it are refused, whatever the address
       --resolve-timeout <seconds>  how long host names may take to resolve (default 30)
       --dry-run                    print the rules, install nothing
   -h, --help                       show this help
@@ -38,11 +41,11 @@ Exit status: 0 rules installed (or printed); 1 a host did not resolve or the rul
 2 bad arguments.
 `;
 
-export function parseCapturePlan(values: { 'sidecar-uid'?: string | undefined; redirect?: readonly string[] | undefined }): CapturePlan {
+export function parseCapturePlan(values: { 'sidecar-uid'?: string | undefined; redirect?: readonly string[] | undefined; reject?: readonly string[] | undefined }): CapturePlan {
   const uid = values['sidecar-uid'];
   if (uid === undefined) throw new CaptureError('MissingArgument', '--sidecar-uid <uid> is required');
   if (!/^\d+$/.test(uid)) throw new CaptureError('InvalidArgument', `--sidecar-uid must be a number (got "${uid}")`);
-  return validatePlan({ sidecarUid: Number(uid), targets: (values.redirect ?? []).map(parseRedirect) });
+  return validatePlan({ sidecarUid: Number(uid), targets: (values.redirect ?? []).map(parseRedirect), rejects: (values.reject ?? []).map(parseReject) });
 }
 
 async function resolveAll(hosts: readonly string[], timeoutMs: number, io: CliIO): Promise<Map<string, string[]>> {
@@ -113,6 +116,7 @@ export async function captureCommand(args: readonly string[], io: CliIO): Promis
     options: {
       'sidecar-uid': { type: 'string' },
       redirect: { type: 'string', multiple: true },
+      reject: { type: 'string', multiple: true },
       'resolve-timeout': { type: 'string' },
       'dry-run': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },

@@ -39,6 +39,8 @@ Options:
   --approval-key-file <file>      HMAC key that signs recorded decisions, 32+ bytes
                                   (default /etc/airlock/approval-key/key)
   --airlock-namespace <ns>        Airlock's own namespace, never injected (default $POD_NAMESPACE)
+  --cluster-domain <domain>       the cluster's DNS domain, to know a target that is a Service by
+                                  its name (default cluster.local)
   --kubeconfig <file>             kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or in-cluster)
   --log-level <level>             error, warn, info or debug (default info)
   -h, --help                      show this help
@@ -93,6 +95,7 @@ export async function webhookCommand(args: readonly string[], io: CliIO): Promis
       'control-ca-file': { type: 'string' },
       'approval-key-file': { type: 'string' },
       'airlock-namespace': { type: 'string' },
+      'cluster-domain': { type: 'string' },
       kubeconfig: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -164,6 +167,7 @@ export async function webhookCommand(args: readonly string[], io: CliIO): Promis
         ...(capture === undefined ? {} : { defaultCapture: capture }),
       },
       airlockNamespace,
+      ...(values['cluster-domain'] !== undefined ? { clusterDomain: values['cluster-domain'] } : {}),
     },
   });
   holder.webhook = webhook;

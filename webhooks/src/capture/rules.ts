@@ -9,12 +9,13 @@
  *     connection's listen port (the sidecar cannot read the original destination, so each
  *     connection has its own listener).
  * IPv4, table filter, chain AIRLOCK-OUTPUT: after nat, anything still headed to a target port
- * (another address on a shared port, a packet nat did not see) is rejected with a TCP reset, so
- * nothing reaches a target unproxied.
+ * (another address on a shared port, a packet nat did not see), or to a port where a target's
+ * endpoints listen (a Service's targetPort, dialled at a backend pod's address), is rejected with
+ * a TCP reset, so nothing reaches a target unproxied.
  * IPv6, table filter: the sidecar listens on IPv4 loopback only, so TCP to the target ports is
  * rejected for every UID but the sidecar's (clients fall back to IPv4).
  */
-import { formatRedirect, isIPv4, isIPv6, type CapturePlan, type CaptureTarget } from './plan.ts';
+import { formatRedirect, formatReject, isIPv4, isIPv6, type CapturePlan, type CaptureTarget } from './plan.ts';
 
 export const CAPTURE_CHAIN = 'AIRLOCK-OUTPUT';
 
@@ -47,7 +48,8 @@ function ports(plan: CapturePlan): number[] {
 }
 
 function header(family: string, plan: CapturePlan): string[] {
-  return [`# airlock capture (${family}): sidecar uid ${plan.sidecarUid}; redirect ${plan.targets.map(formatRedirect).join(' ')}`];
+  const rejected = (plan.rejects ?? []).map(formatReject);
+  return [`# airlock capture (${family}): sidecar uid ${plan.sidecarUid}; redirect ${plan.targets.map(formatRedirect).join(' ')}${rejected.length > 0 ? `; reject ${rejected.join(' ')}` : ''}`];
 }
 
 function chainStart(plan: CapturePlan, loopback: string): string[] {
@@ -62,7 +64,8 @@ function chainStart(plan: CapturePlan, loopback: string): string[] {
 function rejects(plan: CapturePlan): string[] {
   // only new connections (and packets conntrack cannot place): replies of connections the pod
   // accepted may come from any port, the target ports included
-  return ports(plan).map((p) => `-A ${CAPTURE_CHAIN} -p tcp --dport ${p} -m conntrack --ctstate NEW,INVALID -j REJECT --reject-with tcp-reset`);
+  const all = [...new Set([...ports(plan), ...(plan.rejects ?? []).map((r) => r.port)])].sort((a, b) => a - b);
+  return all.map((p) => `-A ${CAPTURE_CHAIN} -p tcp --dport ${p} -m conntrack --ctstate NEW,INVALID -j REJECT --reject-with tcp-reset`);
 }
 
 /**

@@ -134,13 +134,15 @@ function sidecarContainer(settings: InjectionSettings, recordingMounts: readonly
   };
 }
 
-function captureContainer(settings: InjectionSettings, connections: readonly AgentConnection[]): Container {
+function captureContainer(settings: InjectionSettings, connections: readonly AgentConnection[], backendPorts: ReadonlyMap<string, readonly number[]>): Container {
   const targets = connections.map((c) => ({ connection: connectionName(c), host: c.spec.target.host, port: c.spec.target.port, listenPort: listenPortOf(c) }));
+  const targetPorts = new Set(targets.map((t) => t.port));
+  const rejects = targets.flatMap((t) => (backendPorts.get(t.connection) ?? []).filter((p) => !targetPorts.has(p)).map((port) => ({ connection: t.connection, port })));
   return {
     name: CAPTURE_CONTAINER,
     image: settings.image,
     ...(settings.imagePullPolicy !== undefined ? { imagePullPolicy: settings.imagePullPolicy } : {}),
-    args: ['capture', ...captureArgs({ sidecarUid: SIDECAR_UID, targets })],
+    args: ['capture', ...captureArgs({ sidecarUid: SIDECAR_UID, targets, ...(rejects.length > 0 ? { rejects } : {}) })],
     resources: CAPTURE_RESOURCES,
     securityContext: {
       runAsUser: 0,
@@ -183,7 +185,7 @@ export function injectedAnnotation(settings: InjectionSettings, mode: CaptureMod
   return JSON.stringify({ image: settings.image, capture: mode, connections: connections.map(connectionName) });
 }
 
-export function buildParts(settings: InjectionSettings, mode: CaptureMode, connections: readonly AgentConnection[]): InjectedParts {
+export function buildParts(settings: InjectionSettings, mode: CaptureMode, connections: readonly AgentConnection[], backendPorts: ReadonlyMap<string, readonly number[]> = new Map()): InjectedParts {
   const warnings: string[] = [];
   const recordings = recordingVolumes(connections, warnings);
   const sidecar = sidecarContainer(settings, recordings.mounts);
@@ -201,7 +203,7 @@ export function buildParts(settings: InjectionSettings, mode: CaptureMode, conne
     warnings.unshift(`capture explicit: agent traffic is not captured; ${connections.map(connectionName).join(', ')} ${connections.length === 1 ? 'is' : 'are'} reachable through 127.0.0.1 but bypassable`);
     return { initContainers: [sidecar], volumes, agentEnv: [...explicitEnv(connections, warnings), caEnv], annotation: injectedAnnotation(settings, mode, connections), warnings };
   }
-  return { initContainers: [captureContainer(settings, connections), sidecar], volumes, agentEnv: [caEnv], annotation: injectedAnnotation(settings, mode, connections), warnings };
+  return { initContainers: [captureContainer(settings, connections, backendPorts), sidecar], volumes, agentEnv: [caEnv], annotation: injectedAnnotation(settings, mode, connections), warnings };
 }
 
 /**

@@ -26,6 +26,11 @@ export interface InjectionInput {
   /** every AgentConnection of the pod's namespace; the function selects by spec.agents */
   readonly connections: readonly AgentConnection[];
   readonly settings: InjectionSettings;
+  /**
+   * per AgentConnection name, the other ports where its target's endpoints listen (a Service's
+   * targetPort: capture/backends.ts); transparent capture refuses them. Absent: none known.
+   */
+  readonly backendPorts?: ReadonlyMap<string, readonly number[]>;
 }
 
 export type InjectionResult =
@@ -86,7 +91,7 @@ export function planInjection(input: InjectionInput): InjectionResult {
   if (typeof mode !== 'string') return { kind: 'deny', message: `Airlock refuses this pod: ${mode.path}: ${mode.message}` };
   const conflicts = portConflicts(selected);
   if (conflicts.length > 0) return { kind: 'deny', message: `Airlock refuses this pod: its connections cannot share one sidecar: ${conflicts.join('; ')}` };
-  const parts = buildParts(settings, mode, selected);
+  const parts = buildParts(settings, mode, selected, input.backendPorts);
   // every connection's Secret, not only the selected ones': an agent pod reads none of them
   const credentials = new Map<string, string>();
   for (const c of input.connections) {
