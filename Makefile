@@ -89,15 +89,10 @@ cluster-up: install deps controlplane ## start a real single-node Kubernetes (ku
 cluster-down: ## stop the node and remove every trace of it (processes, pods, mounts, network, iptables, state)
 	@bash hack/cluster/down.sh
 
-demo: cluster-up ## start the single node, install the CRDs and examples, show them
-	@K="$$(bash hack/controlplane/build.sh)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)"; \
-	set -x; \
-	$$K apply -f crds/; \
-	$$K wait --for condition=Established crd -l app.kubernetes.io/part-of=airlock --timeout 60s; \
-	$$K apply -f examples/; \
-	$$K get agentconnections,maskingpolicies,approvalrules -n agents; \
-	$$K explain agentconnection.spec.defaultAction
-	@echo; echo "The control plane keeps running: export KUBECONFIG=$(KUBECONFIG_LOCAL); 'make cluster-down' stops it."
+demo: install deps controlplane images ## the whole story on the single node (started if needed): Helm install, targets, agent, masking, blocking, approvals, SSH, sessions, live policy
+	@if [[ ! -f $(KUBECONFIG_LOCAL) ]] || ! $$(bash hack/controlplane/build.sh)/kubectl --kubeconfig $(KUBECONFIG_LOCAL) get --raw /readyz >/dev/null 2>&1; then \
+	  KUBECONFIG_OUT=$(KUBECONFIG_LOCAL) bash hack/cluster/up.sh; fi
+	@KUBECONFIG=$(KUBECONFIG_LOCAL) bash hack/demo/demo.sh
 
 clean: cluster-down ## remove build caches and node_modules
 	rm -rf .airlock node_modules

@@ -452,5 +452,24 @@ describe('the rendered chart against a real kube-apiserver', () => {
       assert.equal(await can('jane', ['update', 'agentconnections.airlock.dev', '--subresource=status', '-n', 'agents']), false);
       assert.equal(await can('jane', ['patch', 'approvalrequests.airlock.dev', '-n', 'default']), false);
     });
+
+    test('people: airlock-approver, bound in a namespace, reads and annotates ApprovalRequests there and nothing else', async () => {
+      const binding = {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'dba-approvers', namespace: 'agents' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'airlock-approver' },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'dba' }],
+      };
+      const r = await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(binding) });
+      assert.equal(r.code, 0, r.stderr);
+      const as = async (args: readonly string[]): Promise<boolean> => can('kim', [...args, '--as-group', 'dba']);
+      assert.equal(await as(['patch', 'approvalrequests.airlock.dev', '-n', 'agents']), true);
+      assert.equal(await as(['list', 'agentsessions.airlock.dev', '-n', 'agents']), true);
+      assert.equal(await as(['patch', 'approvalrequests.airlock.dev', '-n', 'default']), false);
+      assert.equal(await as(['update', 'approvalrequests.airlock.dev', '--subresource=status', '-n', 'agents']), false);
+      assert.equal(await as(['create', 'agentconnections.airlock.dev', '-n', 'agents']), false);
+      assert.equal(await as(['get', 'secrets', '-n', 'agents']), false);
+    });
   });
 });
