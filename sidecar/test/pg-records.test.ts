@@ -16,10 +16,10 @@ const decision: fc.Arbitrary<Decision> = fc.record({
 test('property: statementJson is JSON.stringify of the statement record', () => {
   const extraKey = fc.constantFrom('portal', 'statement', 'approved', 'x y', 'é"\\');
   fc.assert(
-    fc.property(fc.nat(), fc.constantFrom('simple', 'parse', 'execute'), fc.dictionary(extraKey, str), str, decision, (id, via, extra, text, d) => {
-      const want = JSON.stringify({ type: 'statement', id, via, ...extra, text, decision: d.decision, classes: d.classes, rules: d.rules, ...(d.decision === 'Allow' ? {} : { message: d.message }) });
-      assert.equal(statementJson(id, via, extra, text, d), want);
-      assert.equal(statementJson(id, via, extra, text, d), want, 'and again, from the per-decision cache');
+    fc.property(fc.nat(), fc.constantFrom('simple', 'parse', 'execute'), fc.dictionary(extraKey, str), str, decision, fc.option(fc.array(fc.record({ text: str, classes: fc.array(str, { maxLength: 3 }) }), { minLength: 2, maxLength: 4 }), { nil: undefined }), (id, via, extra, text, d, statements) => {
+      const want = JSON.stringify({ type: 'statement', id, via, ...extra, text, ...(statements !== undefined ? { statements } : {}), decision: d.decision, classes: d.classes, rules: d.rules, ...(d.decision === 'Allow' ? {} : { message: d.message }) });
+      assert.equal(statementJson(id, via, extra, text, d, statements), want);
+      assert.equal(statementJson(id, via, extra, text, d, statements), want, 'and again, from the per-decision cache');
     }),
     { numRuns: 2000 },
   );

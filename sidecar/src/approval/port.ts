@@ -20,6 +20,18 @@ export interface ApprovalTicket {
   readonly requireReason: boolean;
   readonly pod?: string;
   readonly serviceAccount?: string;
+  /**
+   * a query of several statements, one by one with their classes (a postgres ticket carries
+   * them; the local request file keeps them in its spec, cluster mode lists them in the command)
+   */
+  readonly statements?: readonly StatementPart[];
+}
+
+/** one statement of a query, as reviewers and auditors see it */
+export interface StatementPart {
+  /** the statement's text, masked */
+  readonly text: string;
+  readonly classes: readonly string[];
 }
 
 export type ApprovalPhase = 'Pending' | 'Approved' | 'Denied' | 'Expired' | 'Withdrawn';

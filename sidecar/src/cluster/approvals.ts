@@ -11,6 +11,7 @@ import type { ApprovalOutcome, ApprovalPort, ApprovalTicket, PendingApproval } f
 import { SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { ControlClient } from './client.ts';
+import { classesOf } from '../pg/statements.ts';
 import { sessionName } from './names.ts';
 
 const WAIT_SECONDS = 30;
@@ -22,7 +23,10 @@ export interface ClusterApprovalsDeps {
   readonly retryMs?: number;
 }
 
-/** The ApprovalAsk of a ticket (pure). */
+/**
+ * The ApprovalAsk of a ticket (pure). `command` is the ticket's: for a query of several
+ * statements, one line per statement with its classes; `classes`: those of every statement.
+ */
 export function askOf(ticket: ApprovalTicket): ApprovalAsk {
   const rule = ticket.rules[0];
   const slash = rule === undefined ? -1 : rule.indexOf('/');
@@ -31,7 +35,7 @@ export function askOf(ticket: ApprovalTicket): ApprovalAsk {
     session: sessionName(ticket.session),
     protocol: ticket.protocol,
     command: ticket.command,
-    classes: [],
+    classes: ticket.statements === undefined ? [] : classesOf(ticket.statements),
     rule: rule === undefined || slash < 0 ? { approvalRule: ticket.connection, name: rule ?? 'defaultAction' } : { approvalRule: rule.slice(0, slash), name: rule.slice(slash + 1) },
     approvers: { users: [...ticket.approvers.users], groups: [...ticket.approvers.groups] },
     required: ticket.required,

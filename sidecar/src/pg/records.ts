@@ -19,13 +19,16 @@ function decisionJson(d: Decision): string {
 }
 
 /**
- * `{ type: 'statement', id, via, ...extra, text, decision, classes, rules, message? }` (message
- * when not Allow). `extra` must not hold the other keys, nor integer-like ones.
+ * `{ type: 'statement', id, via, ...extra, text, statements?, decision, classes, rules, message? }`
+ * (message when not Allow; statements: each statement of a query with several, its text and
+ * its own classes). `extra` must not hold the other keys, nor integer-like ones.
  */
-export function statementJson(id: number, via: string, extra: Readonly<Record<string, string>>, text: string, d: Decision): string {
+export function statementJson(id: number, via: string, extra: Readonly<Record<string, string>>, text: string, d: Decision, statements?: readonly { readonly text: string; readonly classes: readonly string[] }[]): string {
   let json = `{"type":"statement","id":${String(id)},"via":${JSON.stringify(via)}`;
   for (const k in extra) json += `,${JSON.stringify(k)}:${JSON.stringify(extra[k])}`;
-  return `${json},"text":${JSON.stringify(text)},${decisionJson(d)}}`;
+  json += `,"text":${JSON.stringify(text)}`;
+  if (statements !== undefined) json += `,"statements":${JSON.stringify(statements.map((s) => ({ text: s.text, classes: s.classes })))}`;
+  return `${json},${decisionJson(d)}}`;
 }
 
 /** `{ type: 'result', statement, rows, masked, maskRules?, tag?, error? }` (tag: the tags joined by '; '). */

@@ -14,8 +14,8 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { SqlDecider, type PolicyBundle, type Decision, type QueryLineage, type StatementLineage } from '@airlock/policy';
-import type { ApprovalOutcome, ApprovalPort } from '../approval/port.ts';
+import { SqlDecider, classifySql, type PolicyBundle, type Decision, type QueryLineage, type StatementLineage } from '@airlock/policy';
+import type { ApprovalOutcome, ApprovalPort, ApprovalTicket } from '../approval/port.ts';
 import { noPolicyMessage, type Enforcement, type ObservedSession, type PolicySource, type SessionObserver } from '../proxy.ts';
 import type { UpstreamConfig } from '../config.ts';
 import { SidecarError } from '../errors.ts';
@@ -32,6 +32,8 @@ import { resultJson, statementJson } from './records.ts';
 import { PINNED, pinnedViolation, searchPathSchemas, upstreamParameters } from './startup.ts';
 import { maskCopyRow, type CopyFormat } from './copy.ts';
 import { connectUpstream, type UpstreamConnection } from './upstream.ts';
+import { NAME_WORDS, nameEffects, type NameEffect } from './names.ts';
+import { reviewCommand, statementParts, type StatementPart } from './statements.ts';
 import { frontendMessage, parseMessage, queryMessage, readNoticeFields, writeNoticeFields, MAX_BACKEND_MESSAGE } from './wire.ts';
 
 /** Text that fails to parse: what a refused statement is replaced with upstream. */
@@ -69,15 +71,32 @@ interface StatementRecord {
   rules: Set<string> | undefined;
 }
 
+/**
+ * A statement that may start COPY FROM STDIN: the server then reads copy messages only (it
+ * ignores Sync and Flush, and fails the COPY on anything else) until CopyDone or CopyFail. What
+ * a Sync sent meanwhile means depends on whether the COPY started, so the sidecar keeps count.
+ */
+interface CopyInGate {
+  /** how many COPY FROM STDIN it can start at most (a query may hold several) */
+  readonly max: number;
+  /** CopyInResponses received for it */
+  starts: number;
+  /** CopyDone and CopyFail forwarded since it was */
+  ends: number;
+  /** its answer is complete: it starts no more */
+  done: boolean;
+}
+
 type Expect =
-  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean; readonly copy?: CopyState; readonly pol: Enforcement | undefined; readonly lineage?: QueryLineage | undefined; results?: number }
+  | { readonly k: 'query'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; plan: RowPlan | undefined; fields: Described | undefined; failed: boolean; readonly copy?: CopyState; readonly pol: Enforcement | undefined; readonly lineage?: QueryLineage | undefined; results?: number; gate?: CopyInGate }
   /** the description of a COPY … TO STDOUT's columns, asked just before it (Parse, Describe, Close, Sync; every answer swallowed) */
   | { readonly k: 'probe'; readonly copy: CopyState }
-  | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined }
-  | { readonly k: 'bind' }
+  /** `set`: what this Parse made the name stand for (undefined: nothing); `previous`: what it stood for before */
+  | { readonly k: 'parse'; readonly refusal: Buffer | undefined; readonly name: string | undefined; readonly previous: Prepared | undefined; readonly set?: Prepared | undefined }
+  | { readonly k: 'bind'; readonly name?: string; readonly portal?: Portal; readonly previous?: Portal | undefined }
   /** `of`: the statement or portal described, as it was when the Describe was sent (names are reused) */
-  | { readonly k: 'describe'; readonly of: { fields?: Described | null } | undefined; readonly swallow: boolean }
-  | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined; readonly pol: Enforcement | undefined }
+  | { readonly k: 'describe'; readonly of: { fields?: Described | null; describing?: boolean } | undefined; readonly swallow: boolean }
+  | { readonly k: 'execute'; readonly rec: StatementRecord | undefined; readonly refusal: Buffer | undefined; readonly portal: Portal | undefined; plan: RowPlan | undefined; readonly pol: Enforcement | undefined; gate?: CopyInGate }
   | { readonly k: 'close' }
   | { readonly k: 'sync' };
 
@@ -116,8 +135,18 @@ interface CopyState {
   readonly lineage?: StatementLineage | undefined;
 }
 
-/** Statements that may redefine a prepared statement or portal name (a word match: cheap, may over-match). */
-const REDEFINES = /\b(?:deallocate|prepare|discard|declare|close)\b/i;
+/** Texts that may hold COPY … FROM STDIN (a substring match: cheap, may over-match, never misses the keyword). */
+const MAY_COPY = /copy/gi;
+
+/** A Flush: asks the server for what it has buffered (it answers nothing itself; ignored in COPY). */
+const FLUSH = frontendMessage('H', Buffer.alloc(0));
+
+/** Code the sidecar cannot see ran: every name may have changed. */
+const EVERY_NAME: readonly NameEffect[] = [
+  { kind: 'statement', name: null },
+  { kind: 'portal', name: null },
+];
+const OPAQUE_DECISION: Decision = { decision: 'Allow', classes: ['opaque'], rules: [], message: '' };
 
 /** The prepared statement the sidecar describes a COPY's columns with (closed right after). */
 const COPY_PROBE = 'airlock.copy_columns';
@@ -187,6 +216,20 @@ export class PgSession {
   #waitingReady = false;
   /** pinned settings the server has reported (the greeting must report each) */
   readonly #pinnedSeen = new Set<string>();
+  /** the last statement forwarded that may start COPY FROM STDIN, while the server may be in one */
+  #copyIn: CopyInGate | undefined;
+  /** the session waits for the server to tell whether a COPY FROM STDIN started */
+  #waitingCopy = false;
+  /** an extended-protocol message was forwarded since the last Sync */
+  #inBatch = false;
+  /**
+   * The server skips every message up to the next Sync (a message of the batch failed, and every
+   * message forwarded before the error was read has been accounted as skipped): what is
+   * forwarded until a Sync is skipped too.
+   */
+  #skipUntilSync = false;
+  /** SQL cursors declared over queries that run no code the sidecar cannot see (fetching them changes no names) */
+  readonly #plainCursors = new Set<string>();
 
   // backend side
   readonly #expects: Expect[] = [];
@@ -194,6 +237,8 @@ export class PgSession {
   #upCarry: Buffer | undefined;
   #upBlocked = false;
   #copyOut = false;
+  /** a binary COPY TO STDOUT the policy did not stop is being discarded (it cannot be masked) */
+  #binaryCopyOut = false;
   #agentOut: Buffer[] = [];
   #fatalSeen = false;
 
@@ -453,6 +498,22 @@ export class PgSession {
     for (let i = 0; i < msgs.length; i++) {
       if (this.#phase !== 'ready') return;
       const f = msgs[i] as Framed;
+      const copying = this.#duringCopyIn(f.message);
+      if (copying === 'wait') {
+        // whether the server reads this message or ignores it depends on whether the COPY started:
+        // the answer is asked for now (a Flush, which the server ignores in COPY) and waited for
+        out.push(FLUSH);
+        this.#writeUp(out);
+        this.#held = true;
+        this.#waitingCopy = true;
+        this.#agent.pause();
+        this.#inbox = msgs.slice(i).concat(this.#inbox);
+        return;
+      }
+      if (copying !== undefined) {
+        if (copying !== DROP) out.push(copying);
+        continue;
+      }
       if (this.#mustWaitForReady(f.message)) {
         this.#writeUp(out);
         this.#held = true;
@@ -491,6 +552,91 @@ export class PgSession {
   }
 
   /**
+   * A frontend message while the server may be reading COPY FROM STDIN data: undefined when it
+   * is handled as usual (copy messages always are: the COPY's data, already decided; the server
+   * ignores them outside COPY), 'wait' when it is not known yet whether the COPY started, DROP
+   * for a Sync or Flush during the COPY (the server ignores them there), or the CopyFail that
+   * replaces any other message (PostgreSQL fails the COPY on it and does not run it).
+   */
+  #duringCopyIn(m: FrontendMessage): Buffer | typeof DROP | 'wait' | undefined {
+    if (m.type === 'CopyData' || m.type === 'CopyDone' || m.type === 'CopyFail' || m.type === 'Terminate') return undefined;
+    const g = this.#copyIn;
+    if (g === undefined) return undefined;
+    const state = this.#copyInState(g);
+    if (state === 'none') return undefined;
+    if (state === 'unknown') return 'wait';
+    if (m.type === 'Sync' || m.type === 'Flush') return DROP;
+    g.ends += 1;
+    this.#log.debug('a message during COPY FROM STDIN fails the COPY', { session: this.#id, message: m.type });
+    return frontendMessage('f', Buffer.from(`airlock: a ${m.type} message arrived during COPY FROM STDIN; the COPY is failed and the message is not run\0`, 'utf8'));
+  }
+
+  /** Whether the server is in a COPY FROM STDIN the agent has not ended, as far as the sidecar can tell. */
+  #copyInState(g: CopyInGate): 'none' | 'started' | 'unknown' {
+    if (g.done || g.ends >= g.max) {
+      if (this.#copyIn === g) this.#copyIn = undefined;
+      return 'none';
+    }
+    return g.starts > g.ends ? 'started' : 'unknown';
+  }
+
+  /** The server told more of a COPY FROM STDIN: messages that waited for it go on. */
+  #copyInChanged(): void {
+    const g = this.#copyIn;
+    if (!this.#waitingCopy || (g !== undefined && this.#copyInState(g) === 'unknown')) return;
+    this.#waitingCopy = false;
+    queueMicrotask(() => {
+      if (this.#phase !== 'ready') return;
+      this.#held = false;
+      this.#continue();
+    });
+  }
+
+  /** A gate for a statement forwarded that may start up to `max` COPY FROM STDIN (none: undefined). */
+  #copyInGate(max: number): CopyInGate | undefined {
+    if (max <= 0) return undefined;
+    const g: CopyInGate = { max, starts: 0, ends: 0, done: false };
+    this.#copyIn = g;
+    return g;
+  }
+
+  /**
+   * SQL that may have dropped or redefined what protocol names stand for (names.ts): what the
+   * sidecar knew of them is forgotten, so they are handled as names made with SQL.
+   */
+  #namesChangedBy(sql: string, d: Decision): void {
+    let effects: readonly NameEffect[];
+    if (d.classes.includes('opaque')) effects = EVERY_NAME;
+    else if (!NAME_WORDS.test(sql)) return;
+    else effects = nameEffects(classifySql(sql));
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'statement':
+          if (e.name !== null) this.#statements.delete(e.name);
+          else for (const name of [...this.#statements.keys()]) if (name !== '') this.#statements.delete(name);
+          break;
+        case 'portal':
+          if (e.name !== null) {
+            this.#portals.delete(e.name);
+            this.#plainCursors.delete(e.name);
+          } else {
+            this.#portals.clear();
+            this.#plainCursors.clear();
+          }
+          break;
+        case 'declare':
+          this.#portals.delete(e.name);
+          this.#plainCursors.add(e.name);
+          break;
+        case 'fetch':
+          // the cursor's query runs on: code in it may change any name
+          if (e.name === null || !this.#plainCursors.has(e.name)) this.#namesChangedBy('', OPAQUE_DECISION);
+          break;
+      }
+    }
+  }
+
+  /**
    * A statement text that must not be forwarded before the ReadyForQuery of what is in flight:
    * the lexing state is unknown, the text does not read alike in every state, and a
    * ReadyForQuery will come (a Query or Sync is in flight and no Bind or Execute since).
@@ -509,27 +655,17 @@ export class PgSession {
     const c = d.copyOut;
     if (c === undefined || d.decision === 'Block' || !this.#masking || this.#bundle?.columnRules !== true) return undefined;
     let why: string | undefined;
-    if (c === 'unknown') why = 'it shares its query with other statements';
+    if (this.#inBatch) why = 'it follows extended-protocol messages not ended by a Sync (send Sync first)';
+    else if (c === 'unknown') why = 'it shares its query with other statements';
     else if (c.format === 'binary') why = 'it is in the binary format';
     else if (!c.plain) why = 'it sets options that change how rows are written (delimiter, null, quote, …)';
     else if (c.probe === undefined) why = 'its columns cannot be found';
-    if (why !== undefined || c === 'unknown' || c.format === 'binary' || c.probe === undefined) {
+    if (why !== undefined || c === 'unknown' || c.format === 'binary' || c.probe === undefined || this.#inBatch) {
       return { ...d, decision: 'Block', rules: [], message: `COPY TO STDOUT cannot apply column masking rules here: ${why ?? 'unknown layout'}; send it alone with the default text or csv options, or use SELECT` };
     }
     const name = Buffer.from(`S${COPY_PROBE}\0`, 'utf8');
     const bytes = Buffer.concat([parseMessage(COPY_PROBE, c.probe), frontendMessage('D', name), frontendMessage('C', name), frontendMessage('S', Buffer.alloc(0))]);
     return { state: { format: c.format, header: c.header, headerSeen: false, plan: undefined, lineage: this.#lineageOf(c.probe)?.statements[0] }, bytes };
-  }
-
-  /**
-   * SQL can drop or replace what a protocol name stands for (DEALLOCATE then PREPARE of the same
-   * name, DISCARD, CLOSE then DECLARE of a cursor): the result columns remembered for every
-   * statement and portal are forgotten, so their next rows are described again before they run.
-   */
-  #forgetLayoutsIfChanged(sql: string): void {
-    if (!REDEFINES.test(sql)) return;
-    for (const st of this.#statements.values()) delete st.fields;
-    for (const p of this.#portals.values()) p.fields = undefined;
   }
 
   /** A text that must be refused: the lexing state is unknown and no ReadyForQuery can come before it. */
@@ -570,14 +706,15 @@ export class PgSession {
         const probe = copy instanceof Object && 'state' in copy ? copy : undefined;
         this.#awaitingReady += 1;
         this.#batchRan = false;
-        this.#forgetLayoutsIfChanged(m.sql);
-        const rec = this.#statementRecord(m.sql, 'simple', d, {});
+        const rec = this.#statementRecord(m.sql, 'simple', d, {}, undefined, this.#statementsOf(m.sql));
         const expectQuery = (refusal: Buffer | undefined): void => {
           if (refusal === undefined && probe !== undefined) {
             this.#awaitingReady += 1;
             this.#expect({ k: 'probe', copy: probe.state });
           }
-          this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false, ...(refusal === undefined && probe !== undefined ? { copy: probe.state } : {}), pol: this.#pol, lineage: this.#lineageOf(m.sql) });
+          const gate = refusal === undefined ? this.#copyInGate(m.sql.match(MAY_COPY)?.length ?? 0) : undefined;
+          this.#expect({ k: 'query', rec: rec.rec, refusal, plan: undefined, fields: undefined, failed: false, ...(refusal === undefined && probe !== undefined ? { copy: probe.state } : {}), pol: this.#pol, lineage: this.#lineageOf(m.sql), ...(gate !== undefined ? { gate } : {}) });
+          if (refusal === undefined) this.#namesChangedBy(m.sql, d);
         };
         if (d.decision === 'RequireApproval' && rec.ok) {
           return this.#hold(m.sql, d, rec.rec, probe === undefined ? f.raw : Buffer.concat([probe.bytes, f.raw]), queryMessage(REFUSED_SQL), expectQuery);
@@ -593,20 +730,22 @@ export class PgSession {
         if (d.copyOut !== undefined && d.decision !== 'Block' && this.#masking && this.#bundle?.columnRules === true) {
           d = { ...d, decision: 'Block', rules: [], message: 'COPY TO STDOUT through the extended protocol cannot apply column masking rules; send it as a simple query, or use SELECT' };
         }
-        this.#forgetLayoutsIfChanged(m.sql);
+        this.#inBatch = true;
         const previous = this.#statements.get(m.name);
         if (d.decision === 'Allow') {
-          this.#statements.set(m.name, { sql: m.sql, decision: d, approved: false });
-          this.#expect({ k: 'parse', refusal: undefined, name: m.name, previous });
+          const set: Prepared = { sql: m.sql, decision: d, approved: false };
+          this.#statements.set(m.name, set);
+          this.#expect({ k: 'parse', refusal: undefined, name: m.name, previous, set });
           out.push(f.raw);
           return undefined;
         }
-        const rec = this.#statementRecord(m.sql, 'parse', d, { statement: m.name });
+        const rec = this.#statementRecord(m.sql, 'parse', d, { statement: m.name }, undefined, this.#statementsOf(m.sql));
         this.#statements.delete(m.name);
         if (d.decision === 'RequireApproval' && rec.ok) {
           return this.#hold(m.sql, d, rec.rec, f.raw, parseMessage(m.name, REFUSED_SQL), (refusal) => {
-            if (refusal === undefined) this.#statements.set(m.name, { sql: m.sql, decision: d, approved: true });
-            this.#expect({ k: 'parse', refusal, name: m.name, previous });
+            let set: Prepared | undefined;
+            if (refusal === undefined) this.#statements.set(m.name, (set = { sql: m.sql, decision: d, approved: true }));
+            this.#expect({ k: 'parse', refusal, name: m.name, previous, set });
           });
         }
         this.#expect({ k: 'parse', refusal: this.#refusalFor(d, rec), name: m.name, previous });
@@ -615,12 +754,16 @@ export class PgSession {
       }
       case 'Bind': {
         this.#batchRan = true;
-        this.#portals.set(m.portal, { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined, describing: false });
-        this.#expect({ k: 'bind' });
+        this.#inBatch = true;
+        const previous = this.#portals.get(m.portal);
+        const portal: Portal = { statementName: m.statement, statement: this.#statements.get(m.statement), resultFormats: m.resultFormats, fields: undefined, describing: false };
+        this.#portals.set(m.portal, portal);
+        this.#expect({ k: 'bind', name: m.portal, portal, previous });
         out.push(f.raw);
         return undefined;
       }
       case 'Describe': {
+        this.#inBatch = true;
         const of = m.target === 'S' ? this.#statements.get(m.name) : this.#portals.get(m.name);
         if (of !== undefined && 'describing' in of) of.describing = true;
         this.#expect({ k: 'describe', of, swallow: false });
@@ -629,6 +772,7 @@ export class PgSession {
       }
       case 'Execute': {
         this.#batchRan = true;
+        this.#inBatch = true;
         const portal = this.#portals.get(m.portal);
         if (portal === undefined) {
           // A portal the agent never bound: a cursor made with SQL DECLARE (decided then), or none
@@ -645,7 +789,10 @@ export class PgSession {
             return undefined;
           }
           this.#describeBeforeExecute(cursor, m.portal, out);
-          this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal: cursor, plan: undefined, pol: this.#pol });
+          // a name made with SQL may stand for anything (even a COPY parsed by protocol, forgotten since)
+          const gate = this.#copyInGate(1);
+          this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal: cursor, plan: undefined, pol: this.#pol, ...(gate !== undefined ? { gate } : {}) });
+          this.#namesChangedBy(sql, d);
           out.push(f.raw);
           return undefined;
         }
@@ -672,7 +819,9 @@ export class PgSession {
               const before: Buffer[] = [];
               describe(before);
               this.#writeUp(before);
-              this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol });
+              const gate = this.#copyInGate(st === undefined ? 1 : (sql.match(MAY_COPY)?.length ?? 0) > 0 ? 1 : 0);
+              this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol, ...(gate !== undefined ? { gate } : {}) });
+              this.#namesChangedBy(sql, d);
             }
           });
         }
@@ -684,11 +833,14 @@ export class PgSession {
           return undefined;
         }
         describe(out);
-        this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol });
+        const gate = this.#copyInGate(st === undefined ? 1 : (sql.match(MAY_COPY)?.length ?? 0) > 0 ? 1 : 0);
+        this.#expect({ k: 'execute', rec: rec.rec, refusal: undefined, portal, plan: undefined, pol: this.#pol, ...(gate !== undefined ? { gate } : {}) });
+        this.#namesChangedBy(sql, d);
         out.push(f.raw);
         return undefined;
       }
       case 'Close': {
+        this.#inBatch = true;
         if (m.target === 'S') this.#statements.delete(m.name);
         else this.#portals.delete(m.name);
         this.#expect({ k: 'close' });
@@ -698,6 +850,7 @@ export class PgSession {
       case 'Sync': {
         this.#awaitingReady += 1;
         this.#batchRan = false;
+        this.#inBatch = false;
         this.#expect({ k: 'sync' });
         out.push(f.raw);
         return undefined;
@@ -711,6 +864,7 @@ export class PgSession {
         // Forwarded in every state: drivers may stream COPY data right after the Query, before
         // CopyInResponse, and PostgreSQL ignores copy messages outside COPY (after a failed COPY
         // the client is still sending). The data is the input of a COPY FROM STDIN already decided.
+        if (m.type !== 'CopyData' && this.#copyIn !== undefined) this.#copyIn.ends += 1;
         out.push(f.raw);
         return undefined;
       case 'FunctionCall': {
@@ -770,18 +924,26 @@ export class PgSession {
    * Appends and flushes the statement's record (write-ahead). ok=false when the recorder failed and
    * the connection's failurePolicy is Closed: the statement must then be refused.
    */
-  #statementRecord(sql: string, via: 'simple' | 'parse' | 'execute', d: Decision, extra: Readonly<Record<string, string>>, recorded?: string): { rec: StatementRecord | undefined; ok: boolean; error?: unknown } {
+  #statementRecord(sql: string, via: 'simple' | 'parse' | 'execute', d: Decision, extra: Readonly<Record<string, string>>, recorded?: string, parts?: readonly StatementPart[]): { rec: StatementRecord | undefined; ok: boolean; error?: unknown } {
     const id = ++this.#statementSeq;
     this.#counts.statements += 1;
     const text = recorded ?? this.#recordedText(sql);
     try {
-      this.#recordJson(statementJson(id, via, extra, text, d));
+      this.#recordJson(statementJson(id, via, extra, text, d, parts));
       this.#flushRecord();
     } catch (err) {
       if (this.#pol?.upstream.failurePolicy !== 'Open') return { rec: undefined, ok: false, error: err };
       this.#log.warn('recording failed; forwarding anyway (failurePolicy Open)', { error: (err as Error).message });
     }
     return { rec: { id, rows: 0, masked: 0, tags: [], error: undefined, rules: undefined }, ok: true };
+  }
+
+  /**
+   * The statements of a query with several, each with its classes and its text masked (what
+   * recordings and approval requests show one by one); undefined for a single statement.
+   */
+  #statementsOf(sql: string): readonly StatementPart[] | undefined {
+    return statementParts(sql, (text) => this.#recordedText(text));
   }
 
   /** A statement's text as recorded and shown to reviewers: masked like results. */
@@ -815,18 +977,21 @@ export class PgSession {
    */
   async #hold(sql: string, d: Decision, rec: StatementRecord | undefined, raw: Buffer, refusedRaw: Buffer, expect: (refusal: Buffer | undefined) => void): Promise<Buffer> {
     const { approvals } = this.#deps;
-    const { bundle, upstream } = this.#pol ?? { bundle: undefined, upstream: this.#target as UpstreamConfig };
+    const upstream: UpstreamConfig = this.#pol?.upstream ?? (this.#target as UpstreamConfig);
     const approval = d.approval;
-    const masker = bundle?.masker;
     let outcome: ApprovalOutcome;
     let refusal: Buffer | undefined;
     try {
-      const pending = await approvals.request({
+      // every statement of the query, each with its classes: what is approved is all that runs
+      const text = this.#recordedText(sql);
+      const parts = this.#statementsOf(sql);
+      const ticket: ApprovalTicket = {
         connection: upstream.name,
         namespace: upstream.namespace,
         session: this.#id,
         protocol: 'postgres',
-        command: masker === undefined ? sql : masker.maskText(sql).text,
+        command: reviewCommand(text, parts),
+        statements: parts ?? [{ text, classes: [...d.classes].sort() }],
         rules: d.rules,
         message: d.message,
         approvers: approval?.approvers ?? { users: [], groups: [] },
@@ -835,7 +1000,8 @@ export class PgSession {
         requireReason: approval?.requireReason ?? false,
         ...(this.#deps.pod !== undefined ? { pod: this.#deps.pod } : {}),
         ...(this.#deps.serviceAccount !== undefined ? { serviceAccount: this.#deps.serviceAccount } : {}),
-      });
+      };
+      const pending = await approvals.request(ticket);
       this.#counts.approvals += 1;
       this.#record({ type: 'approval', statement: rec?.id, request: pending.name, phase: 'Pending', expiresAt: pending.expiresAt.toISOString() });
       this.#flushRecord();
@@ -876,6 +1042,13 @@ export class PgSession {
   }
 
   #expect(e: Expect): void {
+    if (this.#skipUntilSync) {
+      if (e.k !== 'sync') {
+        this.#skipped(e);
+        return;
+      }
+      this.#skipUntilSync = false;
+    }
     this.#expects.push(e);
   }
 
@@ -965,6 +1138,11 @@ export class PgSession {
     const e = this.#expects[this.#head];
     if (e === undefined) return undefined;
     this.#head += 1;
+    if ((e.k === 'query' || e.k === 'execute') && e.gate !== undefined && !e.gate.done) {
+      // answered: it starts no COPY any more
+      e.gate.done = true;
+      this.#copyInChanged();
+    }
     if (this.#head > 1024 && this.#head * 2 > this.#expects.length) {
       this.#expects.splice(0, this.#head);
       this.#head = 0;
@@ -990,6 +1168,10 @@ export class PgSession {
           const p = this.#planFor(e);
           if (p instanceof Promise) return p;
           plan = p;
+        }
+        if (plan.fieldCount >= 0 && buf.readInt16BE(start + 5) !== plan.fieldCount) {
+          // not the layout the rows were described with: what they hold is not known
+          throw new SidecarError('NotPermitted', 'a result row does not have the columns its statement was described with (its name was redefined where the sidecar cannot see); the session ends rather than pass it unmasked');
         }
         const rec = e.rec;
         if (rec !== undefined) rec.rows += 1;
@@ -1025,6 +1207,8 @@ export class PgSession {
         const tag = type === 0x43 ? buf.toString('utf8', start + 5, end - 1) : '';
         const e = this.#current();
         this.#copyOut = false;
+        const refused = this.#binaryCopyOut ? this.#binaryCopyRefusal() : undefined;
+        if (refused !== undefined && (e?.k === 'query' || e?.k === 'execute') && e.rec !== undefined) e.rec.error = 'refused';
         if (e?.k === 'query') {
           if (tag !== '') e.rec?.tags.push(tag);
           e.results = (e.results ?? 0) + 1;
@@ -1035,7 +1219,7 @@ export class PgSession {
           if (tag !== '') e.rec?.tags.push(tag);
           this.#finishResult(e.rec);
         }
-        return undefined;
+        return refused;
       }
       case 0x73 /* s PortalSuspended */: {
         const e = this.#current();
@@ -1066,16 +1250,8 @@ export class PgSession {
         return this.#onError(buf, start, end);
       case 0x5a /* Z ReadyForQuery */: {
         this.#copyOut = false;
-        if (this.#awaitingReady > 0) this.#awaitingReady -= 1;
-        if (this.#awaitingReady === 0 && this.#waitingReady) {
-          // the lexing state is known again (every ParameterStatus before this was checked)
-          this.#waitingReady = false;
-          queueMicrotask(() => {
-            if (this.#phase !== 'ready') return;
-            this.#held = false;
-            this.#continue();
-          });
-        }
+        this.#binaryCopyOut = false;
+        this.#answeredReady();
         // everything up to the Sync or Query that this answers is done
         for (let e = this.#pop(); e !== undefined; e = this.#pop()) {
           if (e.k === 'query') {
@@ -1087,16 +1263,29 @@ export class PgSession {
         }
         return undefined;
       }
-      case 0x47 /* G CopyInResponse */:
+      case 0x47 /* G CopyInResponse */: {
+        const e = this.#current();
+        if (e?.k === 'query' || e?.k === 'execute') {
+          // every statement that may start a COPY has a gate (MAY_COPY never misses); one made here keeps count anyway
+          const g = e.gate ?? (e.gate = { max: Infinity, starts: 0, ends: 0, done: false });
+          this.#copyIn ??= g;
+          g.starts += 1;
+          this.#copyInChanged();
+        }
         return undefined;
+      }
       case 0x48 /* H CopyOutResponse */: {
         this.#copyOut = true;
         if (buf[start + 5] === 1 && this.#masking) {
-          throw new SidecarError('NotPermitted', 'binary COPY TO STDOUT cannot be masked; use the text or csv format');
+          // not stopped before it ran (the policy refuses every binary COPY TO STDOUT it sees): its
+          // rows are discarded and its end is an ErrorResponse; the session goes on
+          this.#binaryCopyOut = true;
+          return DROP;
         }
         return undefined;
       }
       case 0x64 /* d CopyData */: {
+        if (this.#binaryCopyOut) return DROP;
         if (!this.#copyOut) return undefined;
         const e = this.#current();
         const bundle = e !== undefined && (e.k === 'query' || e.k === 'execute') ? e.pol?.bundle : this.#bundle;
@@ -1133,8 +1322,9 @@ export class PgSession {
         return this.#onParameterStatus(buf, start, end);
       case 0x41 /* A NotificationResponse */:
         return this.#maskNotification(buf, start, end);
-      case 0x4b /* K BackendKeyData */:
       case 0x63 /* c CopyDone */:
+        return this.#binaryCopyOut ? DROP : undefined;
+      case 0x4b /* K BackendKeyData */:
       case 0x76 /* v NegotiateProtocolVersion */:
         return undefined;
       default:
@@ -1164,7 +1354,7 @@ export class PgSession {
       }
       case 0x5a /* Z ReadyForQuery */:
         this.#pop();
-        if (this.#awaitingReady > 0) this.#awaitingReady -= 1;
+        this.#answeredReady();
         return DROP;
       default:
         return DROP;
@@ -1288,6 +1478,7 @@ export class PgSession {
 
   #onError(buf: Buffer, start: number, end: number): Buffer | undefined {
     const e = this.#current();
+    this.#binaryCopyOut = false;
     const echoes = this.#echoesMasked(e);
     let replaced: Buffer | undefined;
     const severity = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x53)?.[1];
@@ -1304,12 +1495,9 @@ export class PgSession {
     this.#pop();
     if (e.k === 'parse') {
       replaced = e.refusal;
-      // the statement does not exist upstream: forget it (a named one keeps its earlier definition)
-      if (e.name !== undefined) {
-        if (e.previous !== undefined && e.name !== '') this.#statements.set(e.name, e.previous);
-        else this.#statements.delete(e.name);
-      }
+      this.#undoParse(e, false);
     }
+    if (e.k === 'bind') this.#undoBind(e, false);
     if (e.k === 'execute') {
       if (e.rec !== undefined) e.rec.error = readNoticeFields(buf.subarray(start, end)).fields.find(([c]) => c === 0x43)?.[1] ?? 'error';
       this.#finishResult(e.rec);
@@ -1320,10 +1508,86 @@ export class PgSession {
     } else {
       for (let x = this.#current(); x !== undefined && x.k !== 'sync'; x = this.#current()) {
         this.#pop();
-        if (x.k === 'execute') this.#finishResult(x.rec, 'not run: an earlier message of the batch failed');
+        this.#skipped(x);
       }
+      // no Sync forwarded yet: what the agent sends until its Sync is skipped as well
+      if (this.#current() === undefined) this.#skipUntilSync = true;
     }
     return replaced ?? this.#maskNotice('E', buf, start, end, echoes);
+  }
+
+  /**
+   * A message PostgreSQL skipped (an earlier message of its batch failed: everything up to Sync
+   * is discarded, a Query too): what it would have made is not made, a statement is not run,
+   * and no ReadyForQuery answers a skipped Query.
+   */
+  #skipped(x: Expect): void {
+    switch (x.k) {
+      case 'execute':
+      case 'query':
+        // no ReadyForQuery answers a skipped Query
+        if (x.k === 'query') this.#answeredReady();
+        this.#finishResult(x.rec, 'not run: an earlier message of the batch failed');
+        if (x.gate !== undefined && !x.gate.done) {
+          x.gate.done = true;
+          this.#copyInChanged();
+        }
+        break;
+      case 'describe':
+        // a Describe the sidecar counted on for a portal's columns gives none: the next Execute asks again
+        if (x.of !== undefined && 'describing' in x.of) x.of.describing = false;
+        break;
+      case 'probe':
+        break;
+      case 'parse':
+        this.#undoParse(x, true);
+        break;
+      case 'bind':
+        this.#undoBind(x, true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A Query or Sync in flight is answered (or skipped): when none is left, what waited for the lexing state goes on. */
+  #answeredReady(): void {
+    if (this.#awaitingReady > 0) this.#awaitingReady -= 1;
+    if (this.#awaitingReady === 0 && this.#waitingReady) {
+      // the lexing state is known again (every ParameterStatus before this was checked)
+      this.#waitingReady = false;
+      queueMicrotask(() => {
+        if (this.#phase !== 'ready') return;
+        this.#held = false;
+        this.#continue();
+      });
+    }
+  }
+
+  /**
+   * A Parse that failed (or was skipped) made nothing: its name stands for what it stood for
+   * before (a failed Parse of the unnamed statement has dropped the previous one), unless a
+   * later message has redefined the name since.
+   */
+  #undoParse(e: Extract<Expect, { k: 'parse' }>, skipped: boolean): void {
+    if (e.name === undefined || this.#statements.get(e.name) !== e.set) return;
+    if (e.previous !== undefined && (skipped || e.name !== '')) this.#statements.set(e.name, e.previous);
+    else this.#statements.delete(e.name);
+  }
+
+  /** The same for a Bind: a failed one may have dropped the unnamed portal, so that name is forgotten. */
+  #undoBind(e: Extract<Expect, { k: 'bind' }>, skipped: boolean): void {
+    if (e.name === undefined || this.#portals.get(e.name) !== e.portal) return;
+    if (e.previous !== undefined && (skipped || e.name !== '')) this.#portals.set(e.name, e.previous);
+    else this.#portals.delete(e.name);
+  }
+
+  /** The ErrorResponse that ends a binary COPY TO STDOUT whose rows were discarded. */
+  #binaryCopyRefusal(): Buffer {
+    this.#binaryCopyOut = false;
+    this.#counts.blocked += 1;
+    const r = pgReply(new SidecarError('NotPermitted', 'binary COPY TO STDOUT cannot be masked; its rows were not sent: use the text or csv format'));
+    return errorResponse({ severity: 'ERROR', code: r.sqlState, message: r.message });
   }
 
   /** Error and notice texts can quote values (a unique violation's key): they are masked like results. */
