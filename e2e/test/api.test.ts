@@ -87,9 +87,11 @@ spec:
     assert.match(await ok(['get', 'approvalrequests', '-n', 'agents']), /^NAME\s+CONNECTION\s+COMMAND\s+PHASE\s+AGE\nreq-1\s+orders-db\s+DELETE FROM public\.orders WHERE id = \$1\s+Pending\s/);
 
     await ok(['apply', '-f', '-'], 'apiVersion: airlock.dev/v1alpha1\nkind: AgentSession\nmetadata: { name: sess-1, namespace: agents }\n');
-    const status = { status: { pod: 'planner-0', connection: 'orders-db', protocol: 'postgres', startTime: '2026-11-23T09:00:00Z', counts: { statements: 12, blocked: 2 } } };
+    const head = `sha256:${'e'.repeat(64)}`;
+    const status = { status: { pod: 'planner-0', connection: 'orders-db', protocol: 'postgres', startTime: '2026-11-23T09:00:00Z', counts: { statements: 12, blocked: 2, maskedValues: 30 }, recording: { path: 'agents/planner-0/orders-db/s.jsonl', records: 40, chainHead: head } } };
     await ok(['patch', 'asess', 'sess-1', '-n', 'agents', '--subresource', 'status', '--type', 'merge', '-p', JSON.stringify(status)]);
-    assert.match(await ok(['get', 'agentsessions', '-n', 'agents']), /^NAME\s+POD\s+CONNECTION\s+STATEMENTS\s+BLOCKED\s+STARTED\nsess-1\s+planner-0\s+orders-db\s+12\s+2\s/);
+    assert.match(await ok(['get', 'agentsessions', '-n', 'agents']), new RegExp(`^NAME\\s+CONNECTION\\s+STATEMENTS\\s+BLOCKED\\s+MASKED\\s+RECORDS\\s+CHAIN HEAD\\s+STARTED\nsess-1\\s+orders-db\\s+12\\s+2\\s+30\\s+40\\s+${head}\\s`));
+    assert.match(await ok(['get', 'agentsessions', '-n', 'agents', '-o', 'wide']), /^NAME\s+POD\s+CONNECTION\s+STATEMENTS\s+BLOCKED\s+MASKED\s+RECORDS\s+CHAIN HEAD\s+STARTED\nsess-1\s+planner-0\s+orders-db\s/);
   });
 
   test('ApprovalRequest.spec is immutable', async () => {

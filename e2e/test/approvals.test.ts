@@ -467,8 +467,12 @@ describe('AgentSession index', () => {
     assert.equal(status.recording?.chainHead, HEAD('c'));
     assert.equal(status.recording.records, 11);
     const table = await ok(['get', 'agentsessions', '-n', NS]);
-    assert.match(table, /^NAME\s+POD\s+CONNECTION\s+STATEMENTS\s+BLOCKED\s+STARTED\n/);
-    assert.match(table, new RegExp(`${name}\\s+${POD.name}\\s+orders-db\\s+6\\s+1\\s+\\S+`));
+    assert.match(table, /^NAME\s+CONNECTION\s+STATEMENTS\s+BLOCKED\s+MASKED\s+RECORDS\s+CHAIN HEAD\s+STARTED\n/);
+    assert.match(table, new RegExp(`${name}\\s+orders-db\\s+6\\s+1\\s+7\\s+11\\s+${HEAD('c')}\\s+\\S+`));
+    // the pod with -o wide
+    const wide = await ok(['get', 'agentsessions', '-n', NS, '-o', 'wide']);
+    assert.match(wide, /^NAME\s+POD\s+CONNECTION\s/);
+    assert.match(wide, new RegExp(`${name}\\s+${POD.name}\\s+orders-db\\s`));
   });
 
   test('another pod cannot write a session that is not its own; a bad report is refused', async () => {
