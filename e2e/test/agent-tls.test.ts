@@ -9,17 +9,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
 import { freePort, startPostgres, type Postgres } from '../src/postgres.ts';
-import { AIRLOCK_BIN } from '../src/sidecar.ts';
 import { startSshd, type Sshd } from '../src/sshd.ts';
+import { until as untilHolds } from '../src/wait.ts';
+import { AirlockProcesses, type AirlockChild } from '../src/airlock-processes.ts';
 
 const NS = 'tls-agents';
 const AIRLOCK_NS = 'airlock-system';
@@ -36,30 +35,9 @@ let pgListen: number;
 let sshListen: number;
 let token: string;
 let dirs: { work: string; recordings: string; state: string; token: string; controlCa: string; agentCa: string; knownHosts: string };
-const children: Child[] = [];
-
-interface Child {
-  readonly child: ChildProcess;
-  logs(): string;
-}
-
-function run(args: readonly string[]): Child {
-  const child = spawn(AIRLOCK_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let text = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    text += d;
-  });
-  const c = { child, logs: () => text };
-  children.push(c);
-  return c;
-}
-
-async function stop(c: Child | undefined): Promise<void> {
-  if (c === undefined || c.child.exitCode !== null || c.child.signalCode !== null) return;
-  c.child.kill('SIGTERM');
-  await once(c.child, 'exit');
-}
+const procs = new AirlockProcesses();
+type Child = AirlockChild;
+const run = (args: readonly string[]): Child => procs.run(args);
 
 async function ok(args: readonly string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -67,20 +45,7 @@ async function ok(args: readonly string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await read();
-      if (accept(last)) return last;
-    } catch (err) {
-      last = (err as Error).message as T;
-    }
-    await sleep(200);
-  }
-  assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(last)}\n${children.map((c) => c.logs().slice(-4000)).join('\n---\n')}`);
-}
+const until = <T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> => untilHolds(what, read, accept, { timeoutMs, retryErrors: true, context: () => procs.tail() });
 
 /** a CA of its own and a certificate for TARGET, signed by it (openssl) */
 function otherCa(dir: string): string {
@@ -184,7 +149,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of children) await stop(c);
+  await procs.stopAll();
   (cp as ControlPlane | undefined)?.stop();
   await (postgres as Postgres | undefined)?.stop();
   await (sshd as Sshd | undefined)?.stop();
@@ -247,9 +212,7 @@ describe('agent-facing TLS and SSH host keys through the cluster sidecar', () =>
   });
 
   test('psql sslmode=verify-full with Airlock\'s CA reaches PostgreSQL through the sidecar; another CA or another name fails', async () => {
-    run(['sidecar', '--cluster', '--control-url', `https://127.0.0.1:${String(controlPort)}`, '--control-ca-file', dirs.controlCa, '--token-file', dirs.token, '--recordings-dir', dirs.recordings, '--state-dir', dirs.state, '--health-addr', '127.0.0.1:0']);
-    const sidecar = children[children.length - 1];
-    assert.ok(sidecar !== undefined);
+    const sidecar = run(['sidecar', '--cluster', '--control-url', `https://127.0.0.1:${String(controlPort)}`, '--control-ca-file', dirs.controlCa, '--token-file', dirs.token, '--recordings-dir', dirs.recordings, '--state-dir', dirs.state, '--health-addr', '127.0.0.1:0']);
     const health = await until('the health endpoint', () => Promise.resolve(/"health":"([0-9.]+:[0-9]+)"/.exec(sidecar.logs())?.[1]), (a) => a !== undefined, 30_000);
     await until('the sidecar ready', async () => (await fetch(`http://${health ?? ''}/healthz/ready`)).status, (s) => s === 200);
     assert.match(sidecar.logs(), /agent-facing certificates received/);

@@ -35,6 +35,7 @@ import { reconcileSessionRetention } from '../../operator/src/sessions/retention
 import { SessionService } from '../../operator/src/sessions/service.ts';
 import { LocalApprovals } from '../../sidecar/src/approval/local.ts';
 import { approvalsCommand } from '../../cli/src/commands/approvals.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const NS = 'approvals-e2e';
 const AIRLOCK_NS = 'airlock-system';
@@ -81,15 +82,7 @@ async function ok(args: readonly string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function until<T>(what: string, get: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, get: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000): Promise<T> => untilHolds(what, get, done, { timeoutMs, intervalMs: 100 });
 
 async function getRequest(name: string): Promise<ApprovalRequest | undefined> {
   const r = await cp.kubectl(['get', 'approvalrequest', name, '-n', NS, '-o', 'json']);

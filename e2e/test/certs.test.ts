@@ -26,6 +26,7 @@ import { systemClock } from '../../operator/src/clock.ts';
 import { CertificateManager, type CertificateManagerOptions, type ControlTls } from '../../operator/src/certs/manager.ts';
 import { issueCa, issueServingCertificate, serviceNames } from '../../operator/src/certs/issue.ts';
 import { inspectCertificate, inspectCertificates, signedBy } from '../../operator/src/certs/inspect.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const NS = 'airlock-system';
 const ADMITTED = 'certs-e2e';
@@ -81,15 +82,7 @@ function text(s: V1Secret | undefined, key: string): string {
   return Buffer.from(s?.data?.[key] ?? '', 'base64').toString('utf8');
 }
 
-async function until<T>(what: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${logs.slice(-30).join('\n')}`);
-    await sleep(200);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> => untilHolds(what, probe, done, { timeoutMs, context: () => logs.slice(-30).join('\n') });
 
 /** every caBundle of both configurations (decoded PEM) */
 async function caBundles(): Promise<string[]> {

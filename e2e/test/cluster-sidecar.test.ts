@@ -8,8 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
 import { freePort, startPostgres, type Postgres } from '../src/postgres.ts';
-import { AIRLOCK_BIN } from '../src/sidecar.ts';
 import { sshClient, startSshd, type Sshd } from '../src/sshd.ts';
+import { until as untilHolds } from '../src/wait.ts';
+import { AirlockProcesses, type AirlockChild } from '../src/airlock-processes.ts';
 
 const NS = 'agents';
 const AIRLOCK_NS = 'airlock-system';
@@ -34,30 +34,10 @@ let operator: Child | undefined;
 let controlPort: number;
 let listenPort: number;
 let dirs: { work: string; recordings: string; state: string; token: string; ca: string };
-const children: Child[] = [];
-
-interface Child {
-  readonly child: ChildProcess;
-  logs(): string;
-}
-
-function run(args: readonly string[]): Child {
-  const child = spawn(AIRLOCK_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let text = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    text += d;
-  });
-  const c = { child, logs: () => text };
-  children.push(c);
-  return c;
-}
-
-async function stop(c: Child | undefined): Promise<void> {
-  if (c === undefined || c.child.exitCode !== null || c.child.signalCode !== null) return;
-  c.child.kill('SIGTERM');
-  await once(c.child, 'exit');
-}
+const procs = new AirlockProcesses();
+type Child = AirlockChild;
+const run = (args: readonly string[]): Child => procs.run(args);
+const stop = (c: Child | undefined): Promise<void> => procs.stop(c);
 
 async function ok(args: readonly string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -65,20 +45,7 @@ async function ok(args: readonly string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await read();
-      if (accept(last)) return last;
-    } catch (err) {
-      last = (err as Error).message as T;
-    }
-    await sleep(200);
-  }
-  assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(last)}\n${children.map((c) => c.logs().slice(-4000)).join('\n---\n')}`);
-}
+const until = <T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> => untilHolds(what, read, accept, { timeoutMs, retryErrors: true, context: () => procs.tail() });
 
 function startOperator(): Child {
   return run([
@@ -243,7 +210,7 @@ spec:
 });
 
 after(async () => {
-  for (const c of children) await stop(c);
+  await procs.stopAll();
   (cp as ControlPlane | undefined)?.stop();
   await (postgres as Postgres | undefined)?.stop();
   await (sshd as Sshd | undefined)?.stop();

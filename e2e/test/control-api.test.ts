@@ -20,6 +20,7 @@ import { compileBundle } from '@airlock/policy';
 import type { Manifest, SidecarBundle } from '@airlock/api';
 import { compileSidecarBundle } from '@airlock/sidecar';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const NS = 'ctl-e2e';
 const AIRLOCK_NS = 'airlock-system';
@@ -79,16 +80,7 @@ async function ok(args: readonly string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (accept(last)) return last;
-    await sleep(200);
-  }
-  assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}\noperator logs:\n${logs.slice(-4000)}`);
-}
+const until = <T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 60_000): Promise<T> => untilHolds(what, read, accept, { timeoutMs: ms, context: () => `operator logs:\n${logs.slice(-4000)}` });
 
 const pod = (name: string, serviceAccount: string, injected = true, labels = '{ app: agent }'): string => `apiVersion: v1
 kind: Pod

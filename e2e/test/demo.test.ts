@@ -13,6 +13,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, controlPlaneBinaries } from '../src/controlplane.ts';
 import { imageRef, NODE_DIR, sleep, startNode, type Node } from '../src/node.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const VOLUME = join(NODE_DIR, 'volumes', 'airlock-sessions');
 const DB = 'host=orders-db.databases.svc.cluster.local dbname=orders user=planner';
@@ -38,15 +39,7 @@ function runScript(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: n
   });
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await sleep(500);
-  }
-}
+const until = <T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> => untilHolds(what, get, ok, { timeoutMs, intervalMs: 500 });
 
 describe('make demo, and the story under faults, on the real node', { timeout: 1_500_000 }, () => {
   let node: Node;

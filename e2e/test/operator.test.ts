@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const NS = 'op-e2e';
 const RESYNC_SECONDS = 2;
@@ -95,16 +96,7 @@ function is(status: Status, type: string, value: string): boolean {
 }
 
 /** polls `read` until `accept` holds, up to 30 s; fails with the last value and the operator's log */
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (accept(last)) return last;
-    await sleep(200);
-  }
-  assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}\noperator logs:\n${started.map((o) => o.logs().slice(-3000)).join('\n---\n')}`);
-}
+const until = <T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean): Promise<T> => untilHolds(what, read, accept, { timeoutMs: 30_000, context: () => `operator logs:\n${started.map((o) => o.logs().slice(-3000)).join('\n---\n')}` });
 
 async function get(path: string, from: RunningOperator = operator): Promise<{ status: number; body: string }> {
   const res = await fetch(`${await from.base()}${path}`);

@@ -22,6 +22,7 @@ import { verifyDecision } from '@airlock/policy';
 import { webhookConfigurations } from '@airlock/webhooks';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
 import { createCa, issueServing, type ServingPair, type TestCa } from '../../webhooks/test/pki.ts';
+import { until as untilHolds } from '../src/wait.ts';
 
 const AIRLOCK_NS = 'airlock-system';
 const AGENTS = 'wh-agents';
@@ -90,16 +91,7 @@ async function stopWebhook(running: RunningWebhook): Promise<number | null> {
   return code;
 }
 
-async function until<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (accept(last)) return last;
-    await sleep(100);
-  }
-  assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}\nwebhook logs:\n${webhook?.logs().slice(-4000) ?? ''}`);
-}
+const until = <T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, ms = 30_000): Promise<T> => untilHolds(what, read, accept, { timeoutMs: ms, intervalMs: 100, context: () => `webhook logs:\n${webhook?.logs().slice(-4000) ?? ''}` });
 
 async function ok(args: readonly string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
