@@ -77,8 +77,9 @@ bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct
 bench-ssh: install deps ## SSH: 1 GiB cat up/down, keystroke echo latency, session setup, direct vs sidecar; writes bench/ssh.json
 	node e2e/bench/ssh.bench.ts
 
-bench-webhook: install deps ## webhook: admission latency p50/p99 at 50 pod creations/s through a real API server, vs no webhook; writes bench/webhook.json
+bench-webhook: install deps controlplane images ## webhook: admission latency p50/p99 at 50 pod creations/s through a real API server, vs no webhook, and the pod start-up injection adds on the real node; writes bench/webhook.json, bench/pod-startup.json
 	node e2e/bench/webhook.bench.ts
+	node e2e/bench/pod-startup.bench.ts
 
 bench-operator: install deps ## operator: 1,000 AgentConnections to Ready, approval latency, bundle fetch, RSS; writes bench/operator.json
 	node e2e/bench/operator.bench.ts
