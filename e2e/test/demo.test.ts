@@ -173,6 +173,31 @@ describe('make demo, and the story under faults, on the real node', { timeout: 1
     assert.match(again.out, new RegExp(`^ +${marker}_after$`, 'm'), again.out);
   });
 
+  test('an agent pod in explicit capture marks the connection bypassable (TrafficCaptured=False) until the connection declares what prevents direct traffic', async () => {
+    const condition = async (): Promise<{ status?: string; reason?: string; message?: string } | undefined> => {
+      const out = await node.run(['get', 'agentconnection', 'orders-db', '-n', 'agents', '-o', 'json']);
+      return (JSON.parse(out) as { status?: { conditions?: { type: string; status?: string; reason?: string; message?: string }[] } }).status?.conditions?.find((c) => c.type === 'TrafficCaptured');
+    };
+    const first = await until('TrafficCaptured on orders-db', condition, (c) => c !== undefined);
+    assert.equal(first?.status, 'True');
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'explicit-agent', namespace: 'agents', labels: { app: 'planner' }, annotations: { 'airlock.dev/capture': 'explicit' } }, spec: { serviceAccountName: 'planner', automountServiceAccountToken: false, containers: [{ name: 'agent', image: imageRef('test-agent'), imagePullPolicy: 'Never' }] } };
+    await node.run(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+    try {
+      const env = await node.run(['get', 'pod', 'explicit-agent', '-n', 'agents', '-o', 'jsonpath={.spec.containers[0].env[*].name}']);
+      assert.match(env, /PGHOST/);
+      const bypass = await until('TrafficCaptured=False', condition, (c) => c?.status === 'False');
+      assert.equal(bypass?.reason, 'Bypassable');
+      assert.match(bypass.message ?? '', /explicit-agent uses explicit capture/);
+      await node.run(['annotate', 'agentconnection', 'orders-db', '-n', 'agents', 'airlock.dev/bypass-prevented-by=NetworkPolicy agents/db-egress']);
+      const declared = await until('TrafficCaptured=True (declared)', condition, (c) => c?.reason === 'DeclaredEnforcement');
+      assert.match(declared?.message ?? '', /NetworkPolicy agents\/db-egress/);
+      await node.run(['annotate', 'agentconnection', 'orders-db', '-n', 'agents', 'airlock.dev/bypass-prevented-by-']);
+    } finally {
+      await node.run(['delete', 'pod', 'explicit-agent', '-n', 'agents', '--wait=false']);
+    }
+    assert.equal((await until('TrafficCaptured=True once the pod is gone', condition, (c) => c?.reason === 'TransparentCapture'))?.status, 'True');
+  });
+
   test('helm upgrade with a changed value rolls both Deployments without a failed admission', async () => {
     const bin = controlPlaneBinaries();
     const helmEnv = { KUBECONFIG: node.kubeconfig, HELM_CACHE_HOME: join(NODE_DIR, 'demo', 'helm', 'cache'), HELM_CONFIG_HOME: join(NODE_DIR, 'demo', 'helm', 'config'), HELM_DATA_HOME: join(NODE_DIR, 'demo', 'helm', 'data') };

@@ -3,7 +3,7 @@
  * closed set of CamelCase constants; `lastTransitionTime` moves only when a condition's status
  * changes, so recomputing an unchanged status yields the same object.
  */
-export const CONDITION_TYPES = { Ready: 'Ready', CredentialsResolved: 'CredentialsResolved', PolicyCompiled: 'PolicyCompiled', CredentialsIsolated: 'CredentialsIsolated' } as const;
+export const CONDITION_TYPES = { Ready: 'Ready', CredentialsResolved: 'CredentialsResolved', PolicyCompiled: 'PolicyCompiled', CredentialsIsolated: 'CredentialsIsolated', TrafficCaptured: 'TrafficCaptured' } as const;
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
 
 export const REASONS = {
@@ -29,6 +29,12 @@ export const REASONS = {
   ServiceAccountsCanRead: 'ServiceAccountsCanRead',
   /** CredentialsIsolated=Unknown: not checked yet, or the check failed */
   AccessNotChecked: 'AccessNotChecked',
+  /** TrafficCaptured: every injected pod that uses the connection captures transparently (or none runs) */
+  TransparentCapture: 'TransparentCapture',
+  /** TrafficCaptured=False: a pod uses explicit capture, so its agent could dial the target directly */
+  Bypassable: 'Bypassable',
+  /** TrafficCaptured: pods use explicit capture, and the connection declares what stops direct traffic */
+  DeclaredEnforcement: 'DeclaredEnforcement',
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 

@@ -184,7 +184,7 @@ export class Operator {
               for (const c of this.#informers.connections.cache.list(namespace)) this.#queue.add(formatKey({ kind: 'AgentConnection', namespace, name: c.metadata?.name ?? '' }));
             },
           });
-    this.#view = cacheView(this.#informers, this.#access);
+    this.#view = cacheView(this.#informers, this.#access, options.control === undefined ? undefined : () => this.#pods);
     this.#reconciler = new Reconciler({ kube, clock, log, view: this.#view, events });
     // the approval key lives in Airlock's namespace: without it, decisions cannot be verified
     this.#approvalDeps =
@@ -224,6 +224,8 @@ export class Operator {
         log,
         onEvent: (pod) => {
           this.#signals.wake(pod.metadata.namespace);
+          // TrafficCaptured of the connections it serves follows the pods that come and go
+          for (const name of pod.record.connections ?? []) this.#queue.add(formatKey({ kind: 'AgentConnection', namespace: pod.metadata.namespace, name }));
         },
         onRestart: () => {
           this.#metrics.informerRestarts.inc({ informer: 'Pod' });
@@ -513,9 +515,11 @@ function controlView(informers: Informers, pods: PodCache, ready: () => boolean)
   };
 }
 
-function cacheView(informers: Informers, access: CredentialAccess | undefined): ClusterView {
+/** `pods`: the injected pods' cache (kept with the control API), for TrafficCaptured; undefined: not watched */
+function cacheView(informers: Informers, access: CredentialAccess | undefined, pods: (() => PodCache | undefined) | undefined): ClusterView {
   return {
     ...(access === undefined ? {} : { credentialReaders: (namespace: string, secret: string) => access.readers(namespace, secret) }),
+    ...(pods === undefined ? {} : { injectedPods: (namespace: string) => pods()?.list(namespace) ?? [] }),
     connection: (namespace, name) => opt(informers.connections.cache.get(name, namespace), asConnection),
     maskingPolicy: (namespace, name) => opt(informers.maskingPolicies.cache.get(name, namespace), asMaskingPolicy),
     approvalRule: (namespace, name) => opt(informers.approvalRules.cache.get(name, namespace), asApprovalRule),

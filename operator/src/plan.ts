@@ -43,6 +43,7 @@ export function planReconcile(key: ObjectKey, view: ClusterView, now: string): R
         ...(sessions === undefined ? {} : { sessions }),
         ...(approvalRequests === undefined ? {} : { approvalRequests }),
         ...(view.credentialReaders === undefined ? {} : { credentialReaders: { readers: view.credentialReaders(namespace, connection.spec.credentialsSecretRef.name) } }),
+        ...(view.injectedPods === undefined ? {} : { injectedPods: view.injectedPods(namespace).filter((p) => (p.connections ?? []).includes(name)) }),
       };
       return planFor(connection, agentConnectionStatus(connection, inputs, now), PLURALS.AgentConnection);
     }

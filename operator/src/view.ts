@@ -19,4 +19,6 @@ export interface ClusterView {
   approvalRequests?(namespace: string): readonly ApprovalRequest[];
   /** ServiceAccounts of the namespace that can read a Secret, as last checked (SubjectAccessReview); undefined: not known yet; absent: not checked */
   credentialReaders?(namespace: string, secret: string): readonly { readonly serviceAccount: string; readonly verbs: readonly string[] }[] | undefined;
+  /** the injected pods of a namespace (capture mode, connections served); absent: pods not watched (no control API) */
+  injectedPods?(namespace: string): readonly { readonly name: string; readonly capture?: string; readonly connections?: readonly string[] }[];
 }

@@ -115,6 +115,17 @@ describe('slimPod: what the pod cache keeps', () => {
     assert.equal(slimPod({ ...pod, metadata: { ...pod.metadata, annotations: {} } }), undefined);
     assert.equal(slimPod({ metadata: { name: 'p', annotations: { 'airlock.dev/injected': '' } }, spec: {} })?.record.serviceAccount, 'default');
   });
+
+  test('the capture mode and connections of the injected annotation are kept; an unreadable one gives neither', () => {
+    const meta = { name: 'agent-2', namespace: 'agents', uid: 'uid-2' };
+    const record = (annotation: string) => slimPod({ metadata: { ...meta, annotations: { 'airlock.dev/injected': annotation } }, spec: {} })?.record;
+    const r = record(JSON.stringify({ image: 'airlock.dev/airlock:0.1.0', capture: 'explicit', connections: ['orders-db', 7, 'bastion'] }));
+    assert.equal(r?.capture, 'explicit');
+    assert.deepEqual(r.connections, ['orders-db', 'bastion']);
+    const broken = record('{not json');
+    assert.equal(broken?.capture, undefined);
+    assert.equal(broken?.connections, undefined);
+  });
 });
 
 describe('assembleBundle', () => {

@@ -100,6 +100,26 @@ describe('AgentConnection status', () => {
     assert.equal(agentConnectionStatus(orders, { ...inputs, credentialReaders: { readers: [{ serviceAccount: 'agent', verbs: ['get'] }] } }, T0).conditions[0]?.status, 'True');
   });
 
+  test('TrafficCaptured: reported only when pods are watched; False naming the pods in explicit capture, unless the connection declares what prevents direct traffic', () => {
+    const inputs = { maskingPolicies: [], approvalRules: [], secretKeys: secrets };
+    const captured = (connection: typeof orders, injectedPods: { name: string; capture?: string }[]) =>
+      agentConnectionStatus(connection, { ...inputs, injectedPods }, T0).conditions.find((c) => c.type === 'TrafficCaptured');
+    assert.equal(agentConnectionStatus(orders, inputs, T0).conditions.find((c) => c.type === 'TrafficCaptured'), undefined);
+    assert.equal(captured(orders, [])?.reason, 'TransparentCapture');
+    assert.equal(captured(orders, [{ name: 'a', capture: 'transparent' }])?.status, 'True');
+    const bypass = captured(orders, [{ name: 'b', capture: 'explicit' }, { name: 'a', capture: 'transparent' }, { name: 'c' }]);
+    assert.equal(bypass?.status, 'False');
+    assert.equal(bypass.reason, 'Bypassable');
+    assert.match(bypass.message, /^Pods b, c use explicit capture .*could connect to .* directly, bypassing the sidecar/);
+    const declared = { ...orders, metadata: { ...orders.metadata, annotations: { 'airlock.dev/bypass-prevented-by': 'NetworkPolicy agents/egress-only-sidecar' } } };
+    const ok = captured(declared, [{ name: 'b', capture: 'explicit' }]);
+    assert.equal(ok?.status, 'True');
+    assert.equal(ok.reason, 'DeclaredEnforcement');
+    assert.match(ok.message, /NetworkPolicy agents\/egress-only-sidecar/);
+    // a warning, not a reason to stop serving
+    assert.equal(agentConnectionStatus(orders, { ...inputs, injectedPods: [{ name: 'b', capture: 'explicit' }] }, T0).conditions[0]?.status, 'True');
+  });
+
   test('the digest changes when a selecting policy changes, not when an unrelated one does', () => {
     const digest = (policies: Parameters<typeof maskingPolicy>[]): string | undefined =>
       agentConnectionStatus(orders, { maskingPolicies: policies.map((p) => maskingPolicy(...p)), approvalRules: [], secretKeys: secrets }, T0).policies.bundleDigest;

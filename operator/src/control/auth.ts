@@ -18,6 +18,9 @@ export interface PodRecord {
   readonly uid: string;
   readonly serviceAccount: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** from the injected annotation: the capture mode and the connections the sidecar serves */
+  readonly capture?: string;
+  readonly connections?: readonly string[];
 }
 
 /** the kubernetes.io claims of a verified token */

@@ -34,16 +34,32 @@ export interface PodLike {
   readonly spec?: { readonly serviceAccountName?: string };
 }
 
+/** the capture mode and connections the webhook wrote in the injected annotation (JSON); nothing when unreadable */
+function injectedOf(text: string | undefined): { capture?: string; connections?: readonly string[] } {
+  if (text === undefined) return {};
+  try {
+    const v = JSON.parse(text) as { capture?: unknown; connections?: unknown };
+    return {
+      ...(typeof v.capture === 'string' ? { capture: v.capture } : {}),
+      ...(Array.isArray(v.connections) ? { connections: v.connections.filter((c): c is string => typeof c === 'string') } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
 /** the projection, or undefined for a pod without a sidecar; pure */
 export function slimPod(pod: PodLike): SlimPod | undefined {
   const meta = pod.metadata;
   if (meta?.annotations?.[INJECTED_ANNOTATION] === undefined) return undefined;
+  const injected = injectedOf(meta.annotations[INJECTED_ANNOTATION]);
   const record: PodRecord = {
     namespace: meta.namespace ?? 'default',
     name: meta.name ?? '',
     uid: meta.uid ?? '',
     serviceAccount: pod.spec?.serviceAccountName ?? 'default',
     labels: meta.labels ?? {},
+    ...injected,
   };
   return {
     apiVersion: 'v1',
@@ -127,6 +143,11 @@ export class PodCache {
 
   get size(): number {
     return this.#informer.list().length;
+  }
+
+  /** the injected pods of a namespace */
+  list(namespace: string): readonly PodRecord[] {
+    return this.#informer.list(namespace).map((p) => p.record);
   }
 
   start(): void {

@@ -39,7 +39,12 @@ export interface ConnectionInputs {
    * not known yet). Omitted: not checked, and the CredentialsIsolated condition is not reported.
    */
   readonly credentialReaders?: { readonly readers: readonly { readonly serviceAccount: string; readonly verbs: readonly string[] }[] | undefined };
+  /** the injected pods whose sidecar serves this connection; omitted: pods not watched, TrafficCaptured not reported */
+  readonly injectedPods?: readonly { readonly name: string; readonly capture?: string }[];
 }
+
+/** AgentConnection annotation: what, outside Airlock, stops agents in explicit capture mode from reaching the target directly */
+export const ENFORCEMENT_ANNOTATION = 'airlock.dev/bypass-prevented-by';
 
 interface KeyNeed {
   readonly field: string;
@@ -107,6 +112,31 @@ export function credentialsIsolatedCondition(connection: AgentConnection, reader
   };
 }
 
+/**
+ * TrafficCaptured: whether the agents of the pods using this connection can only reach its target
+ * through the sidecar. Transparent capture makes it so; explicit capture (env vars pointing at
+ * 127.0.0.1, for namespaces whose Pod Security forbids NET_ADMIN) does not, unless the connection
+ * declares what does (ENFORCEMENT_ANNOTATION, e.g. a NetworkPolicy).
+ */
+export function trafficCapturedCondition(connection: AgentConnection, pods: readonly { readonly name: string; readonly capture?: string }[]): DesiredCondition {
+  const type = CONDITION_TYPES.TrafficCaptured;
+  const explicit = pods.filter((p) => p.capture !== 'transparent').map((p) => p.name).sort();
+  if (explicit.length === 0) {
+    return { type, status: 'True', reason: REASONS.TransparentCapture, message: pods.length === 0 ? 'No injected pod uses this connection yet; pods injected with transparent capture reach the target only through the sidecar.' : `All ${String(pods.length)} injected pod${pods.length === 1 ? '' : 's'} using this connection capture transparently: their agents reach the target only through the sidecar.` };
+  }
+  const shown = explicit.length > 5 ? `${explicit.slice(0, 5).join(', ')} and ${String(explicit.length - 5)} more` : explicit.join(', ');
+  const declared = connection.metadata.annotations?.[ENFORCEMENT_ANNOTATION]?.trim();
+  if (declared !== undefined && declared !== '') {
+    return { type, status: 'True', reason: REASONS.DeclaredEnforcement, message: `Pod${explicit.length === 1 ? '' : 's'} ${shown} use${explicit.length === 1 ? 's' : ''} explicit capture; direct traffic to ${connection.spec.target.host}:${String(connection.spec.target.port)} is declared prevented by: ${declared}.` };
+  }
+  return {
+    type,
+    status: 'False',
+    reason: REASONS.Bypassable,
+    message: `Pod${explicit.length === 1 ? '' : 's'} ${shown} use${explicit.length === 1 ? 's' : ''} explicit capture (airlock.dev/capture: explicit): ${explicit.length === 1 ? 'its agent' : 'their agents'} could connect to ${connection.spec.target.host}:${String(connection.spec.target.port)} directly, bypassing the sidecar. Use transparent capture, or block that traffic (a NetworkPolicy) and say so in the annotation ${ENFORCEMENT_ANNOTATION}.`,
+  };
+}
+
 function sentence(text: string): string {
   return text.endsWith('.') ? text : `${text}.`;
 }
@@ -162,7 +192,13 @@ export function agentConnectionStatus(connection: AgentConnection, inputs: Conne
     ...(generation === undefined ? {} : { observedGeneration: generation }),
     conditions: settleConditions(
       previous,
-      inputs.credentialReaders === undefined ? [ready, credentials, policy.condition] : [ready, credentials, policy.condition, credentialsIsolatedCondition(connection, inputs.credentialReaders.readers)],
+      [
+        ready,
+        credentials,
+        policy.condition,
+        ...(inputs.credentialReaders === undefined ? [] : [credentialsIsolatedCondition(connection, inputs.credentialReaders.readers)]),
+        ...(inputs.injectedPods === undefined ? [] : [trafficCapturedCondition(connection, inputs.injectedPods)]),
+      ],
       generation,
       now,
     ),
