@@ -10,19 +10,25 @@ import type { Clock } from './clock.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
-export interface SupervisedInformerOptions<T extends KubernetesObject> {
+/** what is watched: a path and its list call (a plain client-node informer), or an informer made by the caller */
+export type InformerSource<T extends KubernetesObject> =
+  | {
+      readonly config: KubeConfig;
+      /** the watch path, e.g. /apis/airlock.dev/v1alpha1/agentconnections */
+      readonly path: string;
+      readonly list: () => Promise<KubernetesListObject<T>>;
+    }
+  | { readonly informer: Informer<T> & ObjectCache<T> };
+
+export type SupervisedInformerOptions<T extends KubernetesObject> = InformerSource<T> & {
   readonly name: string;
-  readonly config: KubeConfig;
-  /** the watch path, e.g. /apis/airlock.dev/v1alpha1/agentconnections */
-  readonly path: string;
-  readonly list: () => Promise<KubernetesListObject<T>>;
   readonly clock: Clock;
   readonly log: Logger;
   readonly onEvent: (event: InformerEvent, object: T) => void;
   readonly onRestart?: () => void;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
-}
+};
 
 export class SupervisedInformer<T extends KubernetesObject> {
   readonly name: string;
@@ -39,7 +45,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
     this.name = options.name;
     this.#options = options;
     this.#backoffMs = options.initialBackoffMs ?? 1000;
-    this.#informer = makeInformer(options.config, options.path, options.list);
+    this.#informer = 'informer' in options ? options.informer : makeInformer(options.config, options.path, options.list);
     for (const event of ['add', 'update', 'delete'] as const) {
       this.#informer.on(event, (object) => {
         options.onEvent(event, object);

@@ -5,14 +5,15 @@
  * cluster's other pods cost nothing but the watch traffic.
  *
  * client-node's ListWatch caches whatever its Watch hands it: a Watch that projects each pod
- * (and turns a pod that is not, or no longer, injected into a deletion) keeps the cache small. Like
- * SupervisedInformer, it restarts after an error with exponential backoff.
+ * (and turns a pod that is not, or no longer, injected into a deletion) keeps the cache small.
+ * SupervisedInformer runs it, so it restarts after an error with exponential backoff.
  */
 import { INJECTED_ANNOTATION } from '@airlock/api';
 import { ListWatch, V1ObjectMeta, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import type { Clock } from '../clock.ts';
 import type { Kube } from '../kube.ts';
+import { SupervisedInformer } from '../informer.ts';
 import type { PodRecord } from './auth.ts';
 
 /** a pod as the cache keeps it */
@@ -104,19 +105,9 @@ class ProjectingWatch extends Watch {
 
 export class PodCache {
   readonly name = 'Pod';
-  readonly #informer: ListWatch<SlimPod>;
-  readonly #clock: Clock;
-  readonly #log: Logger;
-  #synced = false;
-  #stopped = true;
-  #attempt = 0;
-  #backoffMs = 1000;
-  #cancelRestart: (() => void) | undefined;
+  readonly #supervised: SupervisedInformer<SlimPod>;
 
   constructor({ kube, config, clock, log, onEvent, onRestart }: { readonly kube: Kube; readonly config: KubeConfig; readonly clock: Clock; readonly log: Logger; readonly onEvent: (pod: SlimPod) => void; readonly onRestart?: () => void }) {
-    this.#clock = clock;
-    this.#log = log;
-    this.#onRestart = onRestart;
     const list = async (): Promise<{ metadata: { resourceVersion?: string }; items: SlimPod[] }> => {
       const pods = await kube.core.listPodForAllNamespaces();
       return {
@@ -124,72 +115,40 @@ export class PodCache {
         items: pods.items.flatMap((p) => slimPod(p) ?? []),
       };
     };
-    this.#informer = new ListWatch<SlimPod>('/api/v1/pods', new ProjectingWatch(config), list, false);
-    for (const event of ['add', 'update', 'delete'] as const) this.#informer.on(event, onEvent);
-    this.#informer.on('error', (err: unknown) => {
-      this.#failed(err);
+    this.#supervised = new SupervisedInformer<SlimPod>({
+      name: this.name,
+      informer: new ListWatch<SlimPod>('/api/v1/pods', new ProjectingWatch(config), list, false),
+      clock,
+      log,
+      onEvent: (_event, pod) => {
+        onEvent(pod);
+      },
+      ...(onRestart === undefined ? {} : { onRestart }),
     });
   }
 
-  readonly #onRestart: (() => void) | undefined;
-
   get synced(): boolean {
-    return this.#synced;
+    return this.#supervised.synced;
   }
 
   get(namespace: string, name: string): PodRecord | undefined {
-    return this.#informer.get(name, namespace)?.record;
+    return this.#supervised.cache.get(name, namespace)?.record;
   }
 
   get size(): number {
-    return this.#informer.list().length;
+    return this.#supervised.cache.list().length;
   }
 
   /** the injected pods of a namespace */
   list(namespace: string): readonly PodRecord[] {
-    return this.#informer.list(namespace).map((p) => p.record);
+    return this.#supervised.cache.list(namespace).map((p) => p.record);
   }
 
   start(): void {
-    this.#stopped = false;
-    this.#run();
+    this.#supervised.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#synced = false;
-    this.#cancelRestart?.();
-    this.#cancelRestart = undefined;
-    await this.#informer.stop();
-  }
-
-  #run(): void {
-    const attempt = ++this.#attempt;
-    this.#informer.start().then(
-      () => {
-        if (attempt !== this.#attempt || this.#stopped) return;
-        this.#synced = true;
-        this.#backoffMs = 1000;
-        this.#log.info('informer synced', { informer: this.name });
-      },
-      (err: unknown) => {
-        if (attempt === this.#attempt) this.#failed(err);
-      },
-    );
-  }
-
-  #failed(err: unknown): void {
-    this.#attempt++;
-    this.#synced = false;
-    if (this.#stopped || this.#cancelRestart !== undefined) return;
-    const delay = this.#backoffMs;
-    this.#backoffMs = Math.min(delay * 2, 60_000);
-    this.#log.warn('informer failed; restarting', { informer: this.name, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
-    this.#cancelRestart = this.#clock.setTimer(delay, () => {
-      this.#cancelRestart = undefined;
-      if (this.#stopped) return;
-      this.#onRestart?.();
-      this.#run();
-    });
+  stop(): Promise<void> {
+    return this.#supervised.stop();
   }
 }
