@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 KUBECONFIG_LOCAL := $(CURDIR)/.airlock/kubeconfig
-UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'webhooks/test/**/*.test.ts' 'cli/test/**/*.test.ts'
+UNIT_TESTS := 'native/test/**/*.test.ts' 'api/test/**/*.test.ts' 'policy/test/**/*.test.ts' 'kube/test/**/*.test.ts' 'sidecar/test/**/*.test.ts' 'operator/test/**/*.test.ts' 'webhooks/test/**/*.test.ts' 'cli/test/**/*.test.ts'
 E2E_TESTS := 'e2e/test/**/*.test.ts'
 
 .PHONY: help install deps controlplane images generate check-generated typecheck lint test test-unit test-e2e bench-policy bench-pg bench-ssh bench-webhook bench-operator cluster-up cluster-down demo clean

@@ -22,9 +22,8 @@ import { APPROVAL_KEY_SECRET, DECISIONS_ANNOTATION, GROUP, VERSION, type AgentCo
 import { signDecision } from '@airlock/policy';
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
-import { systemClock } from '../../operator/src/clock.ts';
+import { SupervisedInformer, systemClock } from '@airlock/kube';
 import { EventRecorder } from '../../operator/src/events.ts';
-import { SupervisedInformer } from '../../operator/src/informer.ts';
 import { kubeFromConfig, loadKubeConfig, type Kube } from '../../operator/src/kube.ts';
 import { jsonLogger } from '../../operator/src/log.ts';
 import { ApprovalKeyStore } from '../../operator/src/approvals/key.ts';

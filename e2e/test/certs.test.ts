@@ -22,7 +22,7 @@ import { APPROVAL_KEY_SECRET, OBJECT_NAMES } from '@airlock/api';
 import { startControlPlane, type ControlPlane } from '../src/controlplane.ts';
 import { kubeFromConfig, loadKubeConfig, type Kube } from '../../operator/src/kube.ts';
 import { jsonLogger } from '../../operator/src/log.ts';
-import { systemClock } from '../../operator/src/clock.ts';
+import { systemClock } from '@airlock/kube';
 import { CertificateManager, type CertificateManagerOptions, type ControlTls } from '../../operator/src/certs/manager.ts';
 import { issueCa, issueServingCertificate, serviceNames } from '../../operator/src/certs/issue.ts';
 import { inspectCertificate, inspectCertificates, signedBy } from '../../operator/src/certs/inspect.ts';

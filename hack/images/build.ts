@@ -352,7 +352,7 @@ function labels(title: string, version: string, description: string): Record<str
 // --- airlock -----------------------------------------------------------------------------------
 
 /** the workspace packages in the image (e2e is tests only) */
-const WORKSPACES = ['api', 'policy', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
+const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
 /** production dependencies used only to build a native addon at install time */
 const INSTALL_ONLY = new Set(['node-gyp', 'nan', 'node-addon-api', 'install-artifact-from-github']);
 

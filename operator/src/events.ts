@@ -6,7 +6,7 @@
 import { EventsV1Event, V1MicroTime, V1ObjectMeta, V1ObjectReference } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Condition } from './conditions.ts';
 import type { Kube } from './kube.ts';
 

@@ -1,8 +1,7 @@
 export { Operator, type OperatorOptions } from './operator.ts';
 export { contextNamespace, kubeFromConfig, loadKubeConfig, type Kube } from './kube.ts';
 export { jsonLogger } from './log.ts';
-export { systemClock, type Clock } from './clock.ts';
-export { parseAddress } from './server.ts';
+export { parseAddress } from './address.ts';
 export { OperatorError, type OperatorErrorCode } from './errors.ts';
 export { WorkQueue } from './queue.ts';
 export { RateLimiter, DEFAULT_RATE_LIMITER, type RateLimiterOptions } from './rate-limiter.ts';

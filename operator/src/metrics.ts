@@ -1,10 +1,11 @@
 /** The operator's Prometheus metrics, in a registry of its own (no global state). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { metricsRegistry } from '@airlock/kube';
 
 export type ReconcileResult = 'success' | 'error';
 
 export class OperatorMetrics {
-  readonly registry = new Registry();
+  readonly registry = metricsRegistry();
   readonly reconciles = new Counter({
     name: 'airlock_operator_reconcile_total',
     help: 'Reconciles by kind and result.',
@@ -64,6 +65,5 @@ export class OperatorMetrics {
         this.set(queueDepth());
       },
     });
-    collectDefaultMetrics({ register: this.registry });
   }
 }

@@ -4,7 +4,7 @@
  * never by two workers at once; failed keys come back after a per-key backoff; `shutDown` stops
  * accepting keys and lets the workers drain what is queued. Timers come from the injected clock.
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '@airlock/kube';
 import { RateLimiter } from './rate-limiter.ts';
 
 export class WorkQueue {

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'winston';
 import { GROUP, VERSION } from '@airlock/api';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@airlock/kube';
 import { OperatorError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import type { Kube } from './kube.ts';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import type { AgentConnection, ApprovalAsk, ApprovalCreated, ApprovalState, ApprovalRule, MaskingPolicy, PodIdentity, SessionReport } from '@airlock/api';
-import { systemClock } from '../src/clock.ts';
+import { systemClock } from '@airlock/kube';
 import { jsonLogger } from '../src/log.ts';
 import { OperatorMetrics } from '../src/metrics.ts';
 import { ControlApi, type ControlView } from '../src/control/api.ts';

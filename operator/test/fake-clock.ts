@@ -1,5 +1,5 @@
 /** A clock whose time moves only when a test advances it; timers fire in due order. */
-import type { Clock } from '../src/clock.ts';
+import type { Clock } from '@airlock/kube';
 
 export class FakeClock implements Clock {
   #now: number;

@@ -6,7 +6,7 @@ import { keysForConnection, keysForPolicy, keysForSecret } from '../src/dependen
 import { transitionEvent } from '../src/events.ts';
 import { formatKey, parseKey } from '../src/keys.ts';
 import { planReconcile } from '../src/plan.ts';
-import { parseAddress } from '../src/server.ts';
+import { parseAddress } from '../src/address.ts';
 import type { ClusterView } from '../src/view.ts';
 import { approvalRule, connection, maskingPolicy } from './fixtures.ts';
 

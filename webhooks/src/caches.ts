@@ -7,8 +7,7 @@
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Service } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AgentConnection } from '@airlock/api';
 import type { Logger } from 'winston';
-import type { Clock } from './clock.ts';
-import { SupervisedInformer } from './informer.ts';
+import { SupervisedInformer, type Clock } from '@airlock/kube';
 import type { ServiceLookup } from './capture/backends.ts';
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';

@@ -1,7 +1,6 @@
 export { ADMISSION_API_VERSION, parseAdmissionReview, reviewResponse, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewResponse, type AdmissionVerdict, type UserInfo } from './admission.ts';
 export { parseRecordedDecisions, reviewApprovalAdmission } from './approvals.ts';
 export { InformerCaches, type ClusterView } from './caches.ts';
-export { systemClock, type Clock } from './clock.ts';
 export {
   NAMESPACE_NAME_LABEL,
   WEBHOOK_NAMES,
@@ -22,5 +21,5 @@ export { jsonLogger } from './log.ts';
 export { WebhookMetrics } from './metrics.ts';
 export { injectPodAdmission, type PodAdmissionContext } from './pods.ts';
 export { validatePolicyAdmission } from './policies.ts';
-export { AdmissionServer, HealthServer, admissionApp, parseAddress, type Handlers } from './server.ts';
+export { AdmissionServer, admissionApp, parseAddress, type Handlers } from './server.ts';
 export { Webhook, type RunningAddresses, type SidecarOptions, type WebhookOptions } from './webhook.ts';

@@ -1,15 +1,7 @@
-/** Structured JSON logs on stderr (winston), one object per line, component "webhook". */
-import winston from 'winston';
+/** The webhook's structured JSON logs on stderr (component "webhook"), one object per line. */
+import type { Logger } from 'winston';
+import { createJsonLogger } from '@airlock/kube';
 
-export type Logger = winston.Logger;
-
-export function jsonLogger(level = 'info', stream: NodeJS.WritableStream = process.stderr): winston.Logger {
-  return winston.createLogger({
-    level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    defaultMeta: { component: 'webhook' },
-    // winston types its transports as constructor interfaces, not classes: the instance is a real TransportStream
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-    transports: [new winston.transports.Stream({ stream })],
-  });
+export function jsonLogger(level = 'info', stream: NodeJS.WritableStream = process.stderr): Logger {
+  return createJsonLogger('webhook', level, stream);
 }

@@ -1,5 +1,6 @@
 /** The webhook's Prometheus metrics, in a registry of its own (no global state). */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
+import { metricsRegistry } from '@airlock/kube';
 
 /** the webhook that answered: the last segment of its path */
 export type WebhookName = 'pods' | 'approvalrequests' | 'policies';
@@ -7,7 +8,7 @@ export type WebhookName = 'pods' | 'approvalrequests' | 'policies';
 export type AdmissionResult = 'allowed' | 'patched' | 'denied' | 'error';
 
 export class WebhookMetrics {
-  readonly registry = new Registry();
+  readonly registry = metricsRegistry();
   readonly requests = new Counter({
     name: 'airlock_webhook_admission_requests_total',
     help: 'Admission requests by webhook and result (allowed, patched, denied, error).',
@@ -33,8 +34,4 @@ export class WebhookMetrics {
     labelNames: ['informer'] as const,
     registers: [this.registry],
   });
-
-  constructor() {
-    collectDefaultMetrics({ register: this.registry });
-  }
 }

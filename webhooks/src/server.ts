@@ -1,16 +1,15 @@
 /**
  * The HTTP side: an express 5 app serving AdmissionReview v1 at the WEBHOOK_PATHS over HTTPS
- * (node:https, certificate swappable at run time), and a plain HTTP listener for /healthz,
- * /readyz and /metrics.
+ * (node:https, certificate swappable at run time). /healthz, /readyz and /metrics are
+ * @airlock/kube's HealthServer.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Registry } from 'prom-client';
 import type { Logger } from 'winston';
 import { WEBHOOK_PATHS } from '@airlock/api';
+import { closeGracefully, listen, parseHostPort, type HostPort } from '@airlock/kube';
 import { parseAdmissionReview, reviewResponse, type AdmissionRequest, type AdmissionVerdict } from './admission.ts';
 import { WebhookError } from './errors.ts';
 import type { WebhookMetrics, WebhookName } from './metrics.ts';
@@ -31,12 +30,11 @@ function problem(res: Response, status: number, code: string, message: string): 
   res.status(status).json({ code, message });
 }
 
-export function parseAddress(text: string): { readonly host: string; readonly port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  if (m === null || host === undefined || host === '' || !Number.isInteger(port) || port > 65535) throw new WebhookError('InvalidAddress', `address "${text}" is not host:port`);
-  return { host, port };
+/** --listen and --metrics-addr as host and port */
+export function parseAddress(text: string): HostPort {
+  const address = parseHostPort(text);
+  if (address === undefined) throw new WebhookError('InvalidAddress', `address "${text}" is not host:port`);
+  return address;
 }
 
 export function admissionApp({ handlers, metrics, log }: { readonly handlers: Handlers; readonly metrics: WebhookMetrics; readonly log: Logger }): express.Express {
@@ -106,35 +104,6 @@ export function admissionApp({ handlers, metrics, log }: { readonly handlers: Ha
   return app;
 }
 
-function listenOn(server: HttpServer | HttpsServer, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-/** closes the listener, lets in-flight requests finish (up to graceMs), then drops what is left */
-function closeGracefully(server: HttpServer | HttpsServer, graceMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => {
-      server.closeAllConnections();
-    }, graceMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
-}
-
 export class AdmissionServer {
   readonly #server: HttpsServer;
 
@@ -149,55 +118,10 @@ export class AdmissionServer {
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
-    return listenOn(this.#server, host, port);
+    return listen(this.#server, host, port);
   }
 
   close(graceMs = 10_000): Promise<void> {
     return closeGracefully(this.#server, graceMs);
-  }
-}
-
-export interface Probe {
-  /** names of what is not ready yet; empty when ready */
-  notReady(): readonly string[];
-}
-
-export class HealthServer {
-  readonly #server: HttpServer;
-
-  constructor({ probe, registry }: { readonly probe: Probe; readonly registry: Registry }) {
-    this.#server = createHttpServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD' }).end();
-        return;
-      }
-      if (path === '/healthz') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      } else if (path === '/readyz') {
-        const waiting = probe.notReady();
-        if (waiting.length === 0) res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-        else res.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready: ${waiting.join(', ')}\n`);
-      } else if (path === '/metrics') {
-        registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': registry.contentType }).end(text);
-          },
-          (err: unknown) => {
-            res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err instanceof Error ? err.message : String(err)}\n`);
-          },
-        );
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      }
-    });
-  }
-
-  listen(host: string, port: number): Promise<AddressInfo> {
-    return listenOn(this.#server, host, port);
-  }
-
-  close(): Promise<void> {
-    return closeGracefully(this.#server, 0);
   }
 }

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { Logger } from 'winston';
-import type { Clock } from './clock.ts';
+import type { Clock } from '@airlock/kube';
 
 export type FileContents = ReadonlyMap<string, Buffer | undefined>;
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Namespace } from '@kubernetes/client-node';
 import { DECISION_ANNOTATION, WEBHOOK_PATHS } from '@airlock/api';
-import { systemClock } from '../src/clock.ts';
+import { systemClock } from '@airlock/kube';
 import type { ClusterView } from '../src/caches.ts';
 import { jsonLogger } from '../src/log.ts';
 import { Webhook } from '../src/webhook.ts';

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '@airlock/policy';
-import { Operator, OperatorError, contextNamespace, jsonLogger, kubeFromConfig, loadKubeConfig, parseAddress, systemClock } from '@airlock/operator';
+import { systemClock } from '@airlock/kube';
+import { Operator, OperatorError, contextNamespace, jsonLogger, kubeFromConfig, loadKubeConfig, parseAddress } from '@airlock/operator';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
-import { InformerCaches, Webhook, WebhookError, jsonLogger, parseAddress, systemClock } from '@airlock/webhooks';
+import { systemClock } from '@airlock/kube';
+import { InformerCaches, Webhook, WebhookError, jsonLogger, parseAddress } from '@airlock/webhooks';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';
 

@@ -10,7 +10,7 @@
  */
 import { V1ResourceAttributes, V1SubjectAccessReview, V1SubjectAccessReviewSpec } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 
 const VERBS = ['get', 'list', 'watch'] as const;

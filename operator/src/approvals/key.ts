@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { APPROVAL_KEY_SECRET, COMPONENT_LABEL, COMPONENT_VALUE } from '@airlock/api';
 import { V1ObjectMeta, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import { apiStatus, errorText } from './errors.ts';
 

@@ -8,7 +8,7 @@
 import { GROUP, VERSION, type ApprovalRequest } from '@airlock/api';
 import { V1DeleteOptions, V1Preconditions } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { EventRecorder } from '../events.ts';
 import type { Kube } from '../kube.ts';
 import { apiStatus, errorText, ServiceError } from './errors.ts';

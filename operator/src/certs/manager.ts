@@ -25,8 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import { APPROVAL_KEY_SECRET, COMPONENT_LABEL, COMPONENT_VALUE, OBJECT_NAMES } from '@airlock/api';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
-import { SupervisedInformer } from '../informer.ts';
+import { SupervisedInformer, type Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import { agentCaBundle } from './agent.ts';
 import { SSH_SEED_BYTES } from './ssh-key.ts';

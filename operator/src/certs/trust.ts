@@ -9,7 +9,7 @@
 import { AGENT_TRUST, COMPONENT_LABEL, COMPONENT_VALUE, OBJECT_NAMES, type AgentConnection } from '@airlock/api';
 import { V1ConfigMap, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import { agentTrustData, knownHostsText, sshHostPatterns } from './agent.ts';
 import { deriveSshHostKey } from './ssh-key.ts';

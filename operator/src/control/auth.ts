@@ -6,7 +6,7 @@
  */
 import { CONTROL_AUDIENCE, type AgentConnection, type PodIdentity } from '@airlock/api';
 import { errors, jwtVerify } from 'jose';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import { ControlFailure } from './errors.ts';
 import { grantedConnections } from './grant.ts';
 import type { IssuerKeys } from './issuer.ts';

@@ -5,7 +5,7 @@
  * SSH host key. The plan (which names, which key) is pure; issuance is the certs module's.
  */
 import type { AgentCertificates, AgentConnection, CertificateAsk, PodIdentity } from '@airlock/api';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import { AGENT_CERT_VALIDITY_MS, agentServingNames, renewAt, sshHostPatterns } from '../certs/agent.ts';
 import { CertificateError } from '../certs/errors.ts';
 import { issueCertificateForKey, type ServingNames } from '../certs/issue.ts';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 
 export interface TlsMaterial {
   /** PEM: the serving certificate (and its chain) */

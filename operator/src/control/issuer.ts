@@ -6,7 +6,7 @@
  * not hold (the API server rotated its signing key), at most once per `minRefreshMs`.
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import { ControlFailure } from './errors.ts';
 
 export interface IssuerSource {

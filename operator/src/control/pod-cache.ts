@@ -11,9 +11,8 @@
 import { INJECTED_ANNOTATION } from '@airlock/api';
 import { ListWatch, V1ObjectMeta, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import { SupervisedInformer, type Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
-import { SupervisedInformer } from '../informer.ts';
 import type { PodRecord } from './auth.ts';
 
 /** a pod as the cache keeps it */

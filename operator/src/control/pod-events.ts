@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventsV1Event, V1MicroTime, V1ObjectMeta, V1ObjectReference } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import { REPORTING_CONTROLLER } from '../events.ts';
 import type { Kube } from '../kube.ts';
 

@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { ControlApi, type ControlApiDeps, type ControlView } from './api.ts';

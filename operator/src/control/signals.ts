@@ -3,7 +3,7 @@
  * event touching that namespace (a connection, a policy, a Secret, a pod) wakes every sleeper
  * there, which then recomputes its bundle and answers only if the revision moved.
  */
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 
 export class NamespaceSignals {
   readonly #clock: Clock;

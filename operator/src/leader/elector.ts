@@ -6,7 +6,7 @@
  */
 import { V1Lease, V1LeaseSpec, V1MicroTime, V1ObjectMeta } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import { decideLease, releasedLease, type LeaseState } from './lease.ts';
 

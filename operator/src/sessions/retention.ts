@@ -7,7 +7,7 @@ import { GROUP, VERSION, type AgentConnection, type AgentSession } from '@airloc
 import { parseDuration } from '@airlock/policy';
 import { V1DeleteOptions, V1Preconditions } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { Kube } from '../kube.ts';
 import { apiStatus, errorText, ServiceError } from '../approvals/errors.ts';
 import { MAX_REQUEUE_MS } from '../approvals/plan.ts';

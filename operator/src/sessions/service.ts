@@ -8,7 +8,7 @@
  */
 import { GROUP, VERSION, type AgentSession, type PodIdentity, type SessionReport } from '@airlock/api';
 import type { Logger } from 'winston';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '@airlock/kube';
 import type { EventRecorder } from '../events.ts';
 import type { Kube } from '../kube.ts';
 import { apiStatus, errorText, ServiceError } from '../approvals/errors.ts';

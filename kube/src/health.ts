@@ -2,19 +2,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { OperatorError } from './errors.ts';
+import { closeGracefully, listen } from './http.ts';
 
 export interface Probe {
   /** names of what is not ready yet; empty when ready */
   notReady(): readonly string[];
-}
-
-export function parseAddress(text: string): { readonly host: string; readonly port: number } {
-  const at = text.lastIndexOf(':');
-  const host = text.slice(0, at).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(text.slice(at + 1));
-  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new OperatorError('InvalidAddress', `address "${text}" is not host:port`);
-  return { host, port };
 }
 
 export class HealthServer {
@@ -50,21 +42,11 @@ export class HealthServer {
 
   /** listens on host:port; resolves with the bound address (port 0 picks a free one) */
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listen(this.#server, host, port);
   }
 
+  /** stops listening and drops open connections (probes and scrapes are short) */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => {
-        resolve();
-      });
-      this.#server.closeAllConnections();
-    });
+    return closeGracefully(this.#server, 0);
   }
 }

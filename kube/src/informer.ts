@@ -1,8 +1,9 @@
 /**
- * An informer that comes back after errors. client-node's informer stops on its first error
- * (a failed list, a watch the server ends with an error) and never restarts by itself; this one
- * restarts it with exponential backoff (1 s doubling to 60 s, reset once it has synced again) and
- * says whether it has synced (listed, and watching) since its last error.
+ * An informer that comes back after errors. client-node's informer stops on its first error (a
+ * failed list, a watch the server ends with an error) and never restarts by itself
+ * (../shared/notes/kubernetes-client.md); this one restarts it with exponential backoff (1 s
+ * doubling to 60 s, reset once it has synced again) and says whether it has synced (listed, and
+ * watching) since its last error.
  */
 import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
@@ -24,7 +25,9 @@ export type SupervisedInformerOptions<T extends KubernetesObject> = InformerSour
   readonly name: string;
   readonly clock: Clock;
   readonly log: Logger;
-  readonly onEvent: (event: InformerEvent, object: T) => void;
+  /** every add, update and delete; without it the informer only fills its cache */
+  readonly onEvent?: (event: InformerEvent, object: T) => void;
+  /** called before each restart after an error (a metric counts them) */
   readonly onRestart?: () => void;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -33,7 +36,12 @@ export type SupervisedInformerOptions<T extends KubernetesObject> = InformerSour
 export class SupervisedInformer<T extends KubernetesObject> {
   readonly name: string;
   readonly #informer: Informer<T> & ObjectCache<T>;
-  readonly #options: SupervisedInformerOptions<T>;
+  // not the options themselves: onEvent would make a SupervisedInformer<V1Pod> no SupervisedInformer<KubernetesObject>
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #onRestart: (() => void) | undefined;
+  readonly #initialBackoffMs: number;
+  readonly #maxBackoffMs: number;
   #synced = false;
   #stopped = true;
   /** bumped by every start and error, so a late start() result cannot mark a failed attempt synced */
@@ -43,13 +51,20 @@ export class SupervisedInformer<T extends KubernetesObject> {
 
   constructor(options: SupervisedInformerOptions<T>) {
     this.name = options.name;
-    this.#options = options;
-    this.#backoffMs = options.initialBackoffMs ?? 1000;
+    this.#clock = options.clock;
+    this.#log = options.log;
+    this.#onRestart = options.onRestart;
+    this.#initialBackoffMs = options.initialBackoffMs ?? 1000;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 60_000;
+    this.#backoffMs = this.#initialBackoffMs;
     this.#informer = 'informer' in options ? options.informer : makeInformer(options.config, options.path, options.list);
-    for (const event of ['add', 'update', 'delete'] as const) {
-      this.#informer.on(event, (object) => {
-        options.onEvent(event, object);
-      });
+    const { onEvent } = options;
+    if (onEvent !== undefined) {
+      for (const event of ['add', 'update', 'delete'] as const) {
+        this.#informer.on(event, (object) => {
+          onEvent(event, object);
+        });
+      }
     }
     this.#informer.on('error', (err: unknown) => {
       this.#failed(err);
@@ -83,8 +98,8 @@ export class SupervisedInformer<T extends KubernetesObject> {
       () => {
         if (attempt !== this.#attempt || this.#stopped) return;
         this.#synced = true;
-        this.#backoffMs = this.#options.initialBackoffMs ?? 1000;
-        this.#options.log.info('informer synced', { informer: this.name });
+        this.#backoffMs = this.#initialBackoffMs;
+        this.#log.info('informer synced', { informer: this.name });
       },
       (err: unknown) => {
         if (attempt === this.#attempt) this.#failed(err);
@@ -97,12 +112,12 @@ export class SupervisedInformer<T extends KubernetesObject> {
     this.#synced = false;
     if (this.#stopped || this.#cancelRestart !== undefined) return;
     const delay = this.#backoffMs;
-    this.#backoffMs = Math.min(delay * 2, this.#options.maxBackoffMs ?? 60_000);
-    this.#options.log.warn('informer failed; restarting', { informer: this.name, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
-    this.#cancelRestart = this.#options.clock.setTimer(delay, () => {
+    this.#backoffMs = Math.min(delay * 2, this.#maxBackoffMs);
+    this.#log.warn('informer failed; restarting', { informer: this.name, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+    this.#cancelRestart = this.#clock.setTimer(delay, () => {
       this.#cancelRestart = undefined;
       if (this.#stopped) return;
-      this.#options.onRestart?.();
+      this.#onRestart?.();
       this.#run();
     });
   }

@@ -1,4 +1,7 @@
-/** Time as the webhook sees it: passed by constructor so handlers and reloads run on a fake clock in tests. */
+/**
+ * Time as a process sees it: passed by constructor so queues, timers and status functions run on
+ * a fake clock in tests.
+ */
 export interface Clock {
   /** milliseconds since the epoch */
   now(): number;
