@@ -45,6 +45,8 @@ const LOAD_TIMEOUT_MS = Number(process.env['AIRLOCK_BENCH_LOAD_TIMEOUT_SECONDS']
 const SETTLE_TIMEOUT_MS = Number(process.env['AIRLOCK_BENCH_SETTLE_TIMEOUT_SECONDS'] ?? 120) * 1000;
 const WORKERS = process.env['AIRLOCK_BENCH_WORKERS']; // --workers of the operator; its default when unset
 const CHUNKS = Number(process.env['AIRLOCK_BENCH_APPLY_CHUNKS'] ?? 4);
+/** more node flags for the operator process, split on spaces (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) */
+const OPERATOR_NODE_ARGS = (process.env['AIRLOCK_BENCH_OPERATOR_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 const TEAMS = 100; // connection i belongs to team i % TEAMS; the bench pod is in team 0
 const NS = 'bench-operator';
 const AIRLOCK_NS = 'airlock-system';
@@ -204,6 +206,7 @@ spec:
     const operator = spawn(
       process.execPath,
       [
+        ...OPERATOR_NODE_ARGS,
         join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--control-addr', '127.0.0.1:0',
         '--control-tls-dir', tlsDir, '--manage-certificates=false', '--airlock-namespace', AIRLOCK_NS,
         ...(WORKERS === undefined ? [] : ['--workers', WORKERS]),
@@ -437,7 +440,8 @@ spec:
     const alive = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null;
     if (child !== undefined && alive(child)) {
       child.kill('SIGTERM');
-      await Promise.race([once(child, 'exit'), sleep(10_000)]);
+      // a profiled operator (AIRLOCK_BENCH_OPERATOR_NODE_ARGS) writes its profile on exit, after draining its queue
+      await Promise.race([once(child, 'exit'), sleep(OPERATOR_NODE_ARGS.length > 0 ? 180_000 : 10_000)]);
       if (alive(child)) child.kill('SIGKILL');
     }
     cp.stop();

@@ -20,6 +20,41 @@ export type BundleResult =
  */
 const JUDGING_HASH_KEY = new Uint8Array(32);
 
+/**
+ * Results remembered by the text of their input, the oldest forgotten first past `limit`.
+ * Compiling is pure, so objects with the same content share one result: the same policy judged
+ * for each of the 1,000 connections it selects, or again on every reconcile, compiles once.
+ * Only verdicts and digests are kept, never compiled matchers (RE2 objects).
+ */
+export class Remembered<V> {
+  readonly #limit: number;
+  readonly #values = new Map<string, V>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get(key: string, compute: () => V): V {
+    const known = this.#values.get(key);
+    if (known !== undefined) return known;
+    const value = compute();
+    this.#values.set(key, value);
+    if (this.#values.size > this.#limit) {
+      const oldest = this.#values.keys().next();
+      if (oldest.done !== true) this.#values.delete(oldest.value);
+    }
+    return value;
+  }
+
+  get size(): number {
+    return this.#values.size;
+  }
+}
+
+const maskingVerdicts = new Remembered<CompileResult>(4096);
+const ruleVerdicts = new Remembered<CompileResult>(4096);
+const bundleVerdicts = new Remembered<BundleResult>(8192);
+
 function failure(err: unknown): { readonly ok: false; readonly message: string } {
   if (err instanceof PolicyError) return { ok: false, message: err.message };
   throw err;
@@ -37,13 +72,16 @@ function manifest(object: AgentConnection | MaskingPolicy | ApprovalRule): Manif
   };
 }
 
+/** whether a MaskingPolicy's rules compile (remembered by the rules' text: messages name rules, not the policy) */
 export function compileMaskingPolicy(policy: MaskingPolicy): CompileResult {
-  try {
-    compileMasker(policy.spec.rules, JUDGING_HASH_KEY);
-    return { ok: true };
-  } catch (err) {
-    return failure(err);
-  }
+  return maskingVerdicts.get(JSON.stringify(policy.spec.rules), () => {
+    try {
+      compileMasker(policy.spec.rules, JUDGING_HASH_KEY);
+      return { ok: true };
+    } catch (err) {
+      return failure(err);
+    }
+  });
 }
 
 /**
@@ -52,6 +90,12 @@ export function compileMaskingPolicy(policy: MaskingPolicy): CompileResult {
  * included, is compiled.
  */
 export function compileApprovalRule(rule: ApprovalRule): CompileResult {
+  // the selector is replaced below; messages name the rule ("<name>/<rule>")
+  const judged = { ...rule.spec, connectionSelector: undefined };
+  return ruleVerdicts.get(JSON.stringify([rule.metadata.name, rule.metadata.namespace, judged]), () => compileApprovalRuleNow(rule));
+}
+
+function compileApprovalRuleNow(rule: ApprovalRule): CompileResult {
   const namespace = rule.metadata.namespace ?? 'default';
   const standIn: AgentConnection = {
     apiVersion: API_VERSION,
@@ -85,6 +129,19 @@ export function selects(selector: MaskingPolicy['spec']['connectionSelector'] | 
 
 /** the bundle the sidecars of `connection` would enforce (unknown agent identity: the strictest) */
 export function compileConnectionBundle(connection: AgentConnection, maskingPolicies: readonly MaskingPolicy[], approvalRules: readonly ApprovalRule[]): BundleResult {
+  // everything compileBundle reads: the connection (its labels select), the policies' names and specs
+  const key = JSON.stringify([
+    connection.metadata.name,
+    connection.metadata.namespace,
+    connection.metadata.labels,
+    connection.spec,
+    maskingPolicies.map((p) => [p.metadata.name, p.metadata.namespace, p.spec]),
+    approvalRules.map((r) => [r.metadata.name, r.metadata.namespace, r.spec]),
+  ]);
+  return bundleVerdicts.get(key, () => compileConnectionBundleNow(connection, maskingPolicies, approvalRules));
+}
+
+function compileConnectionBundleNow(connection: AgentConnection, maskingPolicies: readonly MaskingPolicy[], approvalRules: readonly ApprovalRule[]): BundleResult {
   try {
     const bundle = compileBundle([connection, ...maskingPolicies, ...approvalRules].map(manifest), {
       connection: connection.metadata.name ?? '',

@@ -85,6 +85,21 @@ export function transitions(previous: readonly Condition[] | undefined, next: re
   return next.filter((c) => previous?.find((p) => p.type === c.type)?.status !== c.status);
 }
 
+/**
+ * The transitions worth an Event (one Event each): every change of Ready, its first value
+ * included (the summary: its reason and message name the cause), and of any other condition
+ * whenever it becomes False or stops being False. A detail condition that appears True or
+ * Unknown, or goes from Unknown to True, is not news: Ready (or nothing) already says it, and
+ * a thousand new healthy objects should not mean thousands of Events.
+ */
+export function notableTransitions(previous: readonly Condition[] | undefined, next: readonly Condition[]): Condition[] {
+  return transitions(previous, next).filter((c) => {
+    if (c.type === CONDITION_TYPES.Ready) return true;
+    const before = previous?.find((p) => p.type === c.type)?.status;
+    return c.status === 'False' || before === 'False';
+  });
+}
+
 /** the Ready summary over other conditions: the first one not True decides */
 export function readyCondition(parts: readonly { readonly condition: DesiredCondition; readonly notReady: Reason }[], ready: { readonly reason: Reason; readonly message: string }): DesiredCondition {
   const failing = parts.find((p) => p.condition.status !== 'True');

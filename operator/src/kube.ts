@@ -1,5 +1,15 @@
 /** The API clients the operator uses, built once from a KubeConfig and passed by constructor. */
-import { AuthorizationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig, OpenidApi, WellKnownApi } from '@kubernetes/client-node';
+import {
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  OpenidApi,
+  WellKnownApi,
+} from '@kubernetes/client-node';
+import { apiConfiguration } from '@airlock/kube';
 
 export interface Kube {
   readonly config: KubeConfig;
@@ -16,15 +26,16 @@ export interface Kube {
 }
 
 export function kubeFromConfig(config: KubeConfig): Kube {
+  const configuration = apiConfiguration(config, 'airlock-operator');
   return {
     config,
-    customObjects: config.makeApiClient(CustomObjectsApi),
-    core: config.makeApiClient(CoreV1Api),
-    events: config.makeApiClient(EventsV1Api),
-    coordination: config.makeApiClient(CoordinationV1Api),
-    authorization: config.makeApiClient(AuthorizationV1Api),
-    openid: config.makeApiClient(OpenidApi),
-    wellKnown: config.makeApiClient(WellKnownApi),
+    customObjects: new CustomObjectsApi(configuration),
+    core: new CoreV1Api(configuration),
+    events: new EventsV1Api(configuration),
+    coordination: new CoordinationV1Api(configuration),
+    authorization: new AuthorizationV1Api(configuration),
+    openid: new OpenidApi(configuration),
+    wellKnown: new WellKnownApi(configuration),
   };
 }
 

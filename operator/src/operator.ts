@@ -42,6 +42,7 @@ import { LeaderElector, type LeaderElectionOptions } from './leader/elector.ts';
 import { WorkQueue } from './queue.ts';
 import type { ClusterView } from './view.ts';
 import { CredentialAccess } from './access/checker.ts';
+import { MeaningfulChanges } from './changes.ts';
 
 export interface OperatorOptions {
   readonly metricsHost: string;
@@ -120,6 +121,7 @@ export class Operator {
   readonly #approvals: ApprovalService;
   readonly #sessions: SessionService;
   readonly #approvalDeps: ApprovalReconcileDeps | undefined;
+  readonly #events: EventRecorder;
   #controlStarting: Promise<unknown> | undefined;
   #onLeadershipLost: () => void = () => undefined;
   #synced = false;
@@ -140,6 +142,7 @@ export class Operator {
     this.#signals = new NamespaceSignals(clock);
     const instance = options.instance ?? hostname();
     const events = new EventRecorder({ kube, clock, log, instance });
+    this.#events = events;
     this.#approvals = new ApprovalService({
       kube,
       clock,
@@ -150,12 +153,15 @@ export class Operator {
       ...(options.airlockNamespace === undefined ? {} : { namespace: options.airlockNamespace }),
     });
     this.#sessions = new SessionService({ kube, clock, log, events });
+    const connectionChanges = new MeaningfulChanges();
+    const policyChanges = { mask: new MeaningfulChanges(), rule: new MeaningfulChanges() };
     this.#informers = {
-      connections: this.#customInformer('AgentConnection', (o) => keysForConnection(asConnection(o), this.#view), (_event, o) => {
+      // our own status writes come back as updates: those that changed nothing else enqueue nothing
+      connections: this.#customInformer('AgentConnection', (o, event) => (connectionChanges.matters(event, o) ? keysForConnection(asConnection(o), this.#view) : []), (_event, o) => {
         this.#trust?.touch(namespaceOf(o));
       }),
-      maskingPolicies: this.#customInformer('MaskingPolicy', (o) => keysForPolicy('MaskingPolicy', asMaskingPolicy(o), this.#view)),
-      approvalRules: this.#customInformer('ApprovalRule', (o) => keysForPolicy('ApprovalRule', asApprovalRule(o), this.#view)),
+      maskingPolicies: this.#customInformer('MaskingPolicy', (o, event) => (policyChanges.mask.matters(event, o) ? keysForPolicy('MaskingPolicy', asMaskingPolicy(o), this.#view) : [])),
+      approvalRules: this.#customInformer('ApprovalRule', (o, event) => (policyChanges.rule.matters(event, o) ? keysForPolicy('ApprovalRule', asApprovalRule(o), this.#view) : [])),
       secrets: this.#informer<V1Secret>('Secret', '/api/v1/secrets', () => kube.core.listSecretForAllNamespaces(), (o) => keysForSecret(o, this.#view)),
       // each also enqueues its connection, whose status counts sessions and pending approvals
       approvalRequests: this.#customInformer(
@@ -178,8 +184,11 @@ export class Operator {
             clock,
             log,
             periodMs: options.accessCheckPeriodMs ?? 300_000,
-            onChange: (namespace) => {
-              for (const c of this.#informers.connections.cache.list(namespace)) this.#queue.add(formatKey({ kind: 'AgentConnection', namespace, name: c.metadata?.name ?? '' }));
+            // only the connections whose credentials are that Secret: the answer is per Secret
+            onChange: (namespace, secret) => {
+              for (const c of this.#informers.connections.cache.list(namespace).map(asConnection)) {
+                if (c.spec.credentialsSecretRef.name === secret) this.#queue.add(formatKey({ kind: 'AgentConnection', namespace, name: c.metadata.name ?? '' }));
+              }
             },
           });
     this.#view = cacheView(this.#informers, this.#access, options.control === undefined ? undefined : () => this.#pods);
@@ -329,6 +338,7 @@ export class Operator {
     await this.#trust?.stop();
     await this.#certificates?.stop();
     await this.#approvals.drain();
+    await this.#events.drain();
     await this.#elector?.stop();
     await this.#server.close();
     this.#log.info('stopped');
@@ -453,7 +463,7 @@ export class Operator {
 
   #customInformer(
     kind: keyof typeof CUSTOM_PLURALS,
-    keys: (object: KubernetesObject) => string[],
+    keys: (object: KubernetesObject, event: InformerEvent) => string[],
     observe?: (event: InformerEvent, object: KubernetesObject) => void,
   ): SupervisedInformer<KubernetesObject> {
     const plural = CUSTOM_PLURALS[kind];
@@ -473,7 +483,7 @@ export class Operator {
     name: string,
     path: string,
     list: () => Promise<KubernetesListObject<T>>,
-    keys: (object: T) => string[],
+    keys: (object: T, event: InformerEvent) => string[],
     observe?: (event: InformerEvent, object: T) => void,
   ): SupervisedInformer<T> {
     return new SupervisedInformer<T>({
@@ -484,7 +494,7 @@ export class Operator {
       clock: this.#clock,
       log: this.#log,
       onEvent: (event: InformerEvent, object: T) => {
-        for (const key of keys(object)) this.#queue.add(key);
+        for (const key of keys(object, event)) this.#queue.add(key);
         observe?.(event, object);
         // long polls of the control API wait on their namespace
         this.#signals.wake(object.metadata?.namespace ?? 'default');

@@ -4,7 +4,7 @@
  */
 import type { AgentConnection, ApprovalRule, MaskingPolicy } from '@airlock/api';
 import { sameJson } from './canonical.ts';
-import { transitions, type Condition } from './conditions.ts';
+import { notableTransitions, type Condition } from './conditions.ts';
 import type { ObjectKey } from './keys.ts';
 import { agentConnectionStatus } from './status/connection.ts';
 import { approvalRuleStatus, maskingPolicyStatus } from './status/policy.ts';
@@ -19,13 +19,13 @@ export type ReconcilePlan =
       readonly object: AgentConnection | MaskingPolicy | ApprovalRule;
       readonly plural: string;
       readonly status: object;
-      /** conditions whose status changed: each gets an Event */
+      /** conditions whose status changed notably (notableTransitions): each gets an Event */
       readonly transitions: readonly Condition[];
     };
 
 function planFor(object: AgentConnection | MaskingPolicy | ApprovalRule, status: { readonly conditions: readonly Condition[] }, plural: string): ReconcilePlan {
   if (sameJson(object.status ?? {}, status)) return { action: 'none', why: 'unchanged' };
-  return { action: 'write', object, plural, status, transitions: transitions(object.status?.conditions, status.conditions) };
+  return { action: 'write', object, plural, status, transitions: notableTransitions(object.status?.conditions, status.conditions) };
 }
 
 export function planReconcile(key: ObjectKey, view: ClusterView, now: string): ReconcilePlan {

@@ -37,11 +37,16 @@ describe('planReconcile', () => {
     assert.deepEqual(planReconcile(parseKey('AgentConnection/agents/orders-db'), view({}), NOW), { action: 'none', why: 'deleted' });
   });
 
-  test('a new object: write its status, every condition a transition', () => {
+  test('a new object: write its status; Events for Ready and for what is False, not for details that start True', () => {
     const plan = planReconcile(parseKey('AgentConnection/agents/orders-db'), view({ connections: [orders] }), NOW);
     assert.equal(plan.action, 'write');
     assert.equal(plan.plural, 'agentconnections');
-    assert.deepEqual(plan.transitions.map((c) => `${c.type}=${c.status}`), ['Ready=False', 'CredentialsResolved=False', 'PolicyCompiled=True']);
+    assert.deepEqual(plan.transitions.map((c) => `${c.type}=${c.status}`), ['Ready=False', 'CredentialsResolved=False']);
+    // the Secret arrives: Ready and CredentialsResolved leave False, each an Event
+    const stored = { ...orders, status: plan.status as AgentConnection['status'] };
+    const next = planReconcile(parseKey('AgentConnection/agents/orders-db'), view({ connections: [stored], secrets: { 'orders-db-credentials': ['username', 'password'] } }), NOW);
+    assert.equal(next.action, 'write');
+    assert.deepEqual(next.transitions.map((c) => `${c.type}=${c.status}`), ['Ready=True', 'CredentialsResolved=True']);
   });
 
   test('a status already up to date (whatever the key order the server returned): nothing to write', () => {

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MaskingPolicy } from '@airlock/api';
-import { settleConditions, transitions, type Condition } from '../src/conditions.ts';
+import { notableTransitions, settleConditions, transitions, type Condition } from '../src/conditions.ts';
 import { agentConnectionStatus, credentialsCondition } from '../src/status/connection.ts';
 import { approvalRuleStatus, maskingPolicyStatus } from '../src/status/policy.ts';
 import { approvalRule, connection, maskingPolicy } from './fixtures.ts';
@@ -178,5 +178,15 @@ describe('conditions', () => {
     ], 2, T1);
     assert.deepEqual(transitions(previous, next).map((c) => c.type), ['Ready', 'PolicyCompiled']);
     assert.deepEqual(transitions(next, next), []);
+  });
+
+  test('notable transitions: every change of Ready, others when they become or stop being False', () => {
+    const c = (type: string, status: 'True' | 'False' | 'Unknown'): Condition => ({ type, status, lastTransitionTime: T0, reason: 'R', message: 'm' });
+    const first = [c('Ready', 'True'), c('CredentialsResolved', 'True'), c('CredentialsIsolated', 'Unknown'), c('TrafficCaptured', 'False')];
+    assert.deepEqual(notableTransitions(undefined, first).map((x) => `${x.type}=${x.status}`), ['Ready=True', 'TrafficCaptured=False']);
+    const later = [c('Ready', 'True'), c('CredentialsResolved', 'False'), c('CredentialsIsolated', 'True'), c('TrafficCaptured', 'True')];
+    assert.deepEqual(notableTransitions(first, later).map((x) => `${x.type}=${x.status}`), ['CredentialsResolved=False', 'TrafficCaptured=True']);
+    assert.deepEqual(notableTransitions(later, [c('Ready', 'False'), ...later.slice(1)]).map((x) => `${x.type}=${x.status}`), ['Ready=False']);
+    assert.deepEqual(notableTransitions(later, later), []);
   });
 });

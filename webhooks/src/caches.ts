@@ -7,7 +7,7 @@
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1EndpointSlice, type V1Namespace, type V1Service } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AgentConnection } from '@airlock/api';
 import type { Logger } from 'winston';
-import { SupervisedInformer, type Clock } from '@airlock/kube';
+import { SupervisedInformer, apiConfiguration, type Clock } from '@airlock/kube';
 import type { ServiceLookup } from './capture/backends.ts';
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -31,8 +31,9 @@ export class InformerCaches implements ClusterView {
   readonly #core: CoreV1Api;
 
   constructor({ config, clock, log, onRestart }: { readonly config: KubeConfig; readonly clock: Clock; readonly log: Logger; readonly onRestart?: (informer: string) => void }) {
-    this.#core = config.makeApiClient(CoreV1Api);
-    const custom = config.makeApiClient(CustomObjectsApi);
+    const api = apiConfiguration(config, 'airlock-webhook');
+    this.#core = new CoreV1Api(api);
+    const custom = new CustomObjectsApi(api);
     this.#namespaces = new SupervisedInformer({
       name: 'namespaces',
       config,
@@ -51,7 +52,7 @@ export class InformerCaches implements ClusterView {
       log,
       onRestart: () => onRestart?.('agentconnections'),
     });
-    const discovery = config.makeApiClient(DiscoveryV1Api);
+    const discovery = new DiscoveryV1Api(api);
     this.#services = new SupervisedInformer({
       name: 'services',
       config,

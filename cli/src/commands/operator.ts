@@ -29,7 +29,7 @@ Options:
                             how long the answer to "which ServiceAccounts of the namespace can
                             read this connection's credentials Secret" (SubjectAccessReviews,
                             condition CredentialsIsolated) is trusted (default 5m; 0 turns it off)
-  --workers <n>             reconciles running at once (default 2; one key never runs twice at once)
+  --workers <n>             reconciles running at once (default 8; one key never runs twice at once)
   --log-level <level>       error, warn, info or debug (default info)
   --leader-elect            reconcile only while holding a coordination.k8s.io Lease, so that
                             several replicas can run: the others keep warm caches and take over
@@ -111,7 +111,7 @@ export async function operatorCommand(args: readonly string[], io: CliIO): Promi
     throw err;
   }
   if (resyncPeriodMs < 1000) throw new CliError('InvalidArgument', '--resync-period must be at least 1s');
-  const workers = positiveInteger(values.workers ?? '2', '--workers');
+  const workers = positiveInteger(values.workers ?? '8', '--workers');
   if (certValidityMs < 3_600_000) throw new CliError('InvalidArgument', '--cert-validity must be at least 1h');
   const manage = values['manage-certificates'] ?? 'true';
   if (manage !== 'true' && manage !== 'false') throw new CliError('InvalidArgument', `--manage-certificates must be true or false (got "${manage}")`);

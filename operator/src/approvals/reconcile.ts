@@ -81,6 +81,7 @@ export async function reconcileApprovalRequest(deps: ApprovalReconcileDeps, requ
     throw new ServiceError('Unavailable', `status of approvalrequest ${namespace}/${name} not written: ${errorText(err)}`, { cause: err });
   }
   if (plan.previousPhase !== undefined) log.info('approval request phase changed', { namespace, name, from: plan.previousPhase, to: plan.phase });
-  for (const condition of plan.transitions) await deps.events.record(request, condition);
+  // written in the background (EventRecorder): an Event never holds up a reconcile
+  for (const condition of plan.transitions) void deps.events.record(request, condition);
   return { outcome: 'updated', phase: plan.phase, ...(plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs }) };
 }
