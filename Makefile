@@ -71,8 +71,9 @@ test-e2e: install deps controlplane images ## e2e tests only (start their own co
 bench-policy: install ## policy engine: µs per SQL decision, MB/s of masking; writes bench/policy.json
 	node policy/bench/policy.bench.ts
 
-bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct vs PgBouncer vs bare relay vs sidecar; writes bench/pg.json
+bench-pg: install deps ## PostgreSQL: pgbench and a masked 1M-row SELECT, direct vs PgBouncer vs bare relay vs sidecar, and the sidecar's cold start and idle RSS; writes bench/pg.json, bench/sidecar-footprint.json
 	node e2e/bench/pg.bench.ts
+	node e2e/bench/sidecar-footprint.bench.ts
 
 bench-ssh: install deps ## SSH: 1 GiB cat up/down, keystroke echo latency, session setup, direct vs sidecar; writes bench/ssh.json
 	node e2e/bench/ssh.bench.ts

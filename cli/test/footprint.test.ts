@@ -34,3 +34,19 @@ test('validators released after use are compiled again, and validate the same', 
   assert.ok((before?.length ?? 0) > 0);
   assert.equal(airlockValidators(), fresh);
 });
+
+/** The internal modules a fresh process has loaded after running `code` (an ES module). */
+function loadedBuiltins(code: string): string[] {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `${code}\nconsole.log(JSON.stringify(process.moduleLoadList));`], { cwd: join(root, 'cli'), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as string[];
+}
+
+test('what the sidecar imports does not build node:http\'s ES module facade (it would load undici, http2, perf_hooks: ~9 MiB)', () => {
+  const undici = 'NativeModule internal/deps/undici/undici';
+  // the probe sees it: an ES import of node:http reads every export, so runs each lazy getter
+  assert.ok(loadedBuiltins(`await import('node:http');`).includes(undici));
+  const loaded = loadedBuiltins(`await import('@airlock/api'); await import('@airlock/policy'); await import('@airlock/sidecar'); await import('./src/commands/sidecar.ts');`);
+  assert.ok(loaded.includes('NativeModule net'), 'the probe lists internal modules');
+  assert.ok(!loaded.includes(undici), 'undici loaded: some module imports node:http or node:https as an ES module (use process.getBuiltinModule)');
+});

@@ -120,7 +120,6 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
   const sa = values['service-account'];
   let bundle;
   try {
-    await loadSqlParser();
     bundle = compileBundle(loaded.manifests, { connection, ...(values.namespace !== undefined ? { namespace: values.namespace } : {}), ...(sa !== undefined ? { serviceAccount: sa } : {}) });
   } catch (err) {
     if (err instanceof PolicyError) throw new CliError(err.code, err.message);
@@ -134,6 +133,8 @@ export async function sidecarCommand(args: readonly string[], io: CliIO): Promis
     throw err;
   }
   const listen = parseListen(values.listen ?? `127.0.0.1:${upstream.listenPort}`);
+  // the PostgreSQL parser (WASM) only for a postgres connection: an SSH sidecar never holds it
+  if (upstream.protocol === 'postgres') await loadSqlParser();
   const startProxy = await loadProxy(upstream.protocol);
   // every module the sidecar runs is loaded: a start that had to strip types starts again from the cache
   restartFromCompileCache();

@@ -5,8 +5,14 @@
  * the API's stable code.
  */
 import { readFile } from 'node:fs/promises';
-import { Agent, request } from 'node:https';
+import type * as Https from 'node:https';
+import type { Agent } from 'node:https';
 import { CONTROL_API_PREFIX, type AgentCertificates, type ApprovalAsk, type CertificateAsk, type ApprovalCreated, type ApprovalState, type SessionReport, type SidecarBundle } from '@airlock/api';
+
+/** node:https as its CommonJS object (an ESM import builds its facade, which loads http's lazy exports: see builtinHttp in sidecar.ts). */
+function https(): typeof Https {
+  return process.getBuiltinModule('node:https');
+}
 
 export class ControlRequestError extends Error {
   /** undefined: no answer (connection refused, TLS, timeout) */
@@ -40,7 +46,7 @@ export class ControlClient {
   constructor(options: ControlClientOptions) {
     this.#url = new URL(options.url);
     if (this.#url.protocol !== 'https:') throw new Error(`the control URL must be https:// (got ${options.url})`);
-    this.#agent = new Agent({ keepAlive: true, maxSockets: 8, ...(options.ca !== undefined ? { ca: options.ca } : {}) });
+    this.#agent = new (https().Agent)({ keepAlive: true, maxSockets: 8, ...(options.ca !== undefined ? { ca: options.ca } : {}) });
     this.#tokenFile = options.tokenFile;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
   }
@@ -100,7 +106,7 @@ export class ControlClient {
     const target = new URL(`${CONTROL_API_PREFIX}${path}`, this.#url);
     const what = `${method} ${target.pathname}`;
     return new Promise<string>((resolve, reject) => {
-      const req = request(
+      const req = https().request(
         target,
         {
           method,
