@@ -11,6 +11,9 @@
  * On a small shared machine one run of a few seconds varies by ±20%: every workload runs
  * ROUNDS times (default 3) with the targets interleaved, and the median of each target is
  * compared (every run's figures are in the JSON).
+ *
+ * AIRLOCK_BENCH_PROFILE=<dir>: the sidecar writes a V8 CPU profile there when it stops
+ * (--cpu-prof; summarise self time per function from the .cpuprofile JSON).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +26,7 @@ const SECONDS = Number(process.env['AIRLOCK_BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['AIRLOCK_BENCH_ROUNDS'] ?? 3);
 const ROWS = Number(process.env['AIRLOCK_BENCH_ROWS'] ?? 1_000_000);
 const PASSWORD = 'bench-secret-pw';
+const PROFILE = process.env['AIRLOCK_BENCH_PROFILE'];
 
 type Target = 'direct' | 'pgbouncer' | 'relay' | 'sidecar';
 const TARGETS: readonly Target[] = ['direct', 'pgbouncer', 'relay', 'sidecar'];
@@ -234,7 +238,7 @@ async function main(): Promise<void> {
     await waitPort(relayPort);
     const recordings = mkdtempSync(join(tmpdir(), 'airlock-bench-rec-'));
     mkdirSync(recordings, { recursive: true });
-    sidecar = await startSidecar({ manifests: [manifestDir(sidecarManifests(pg.port))], connection: 'bench', namespace: 'agents', recordingsDir: recordings });
+    sidecar = await startSidecar({ manifests: [manifestDir(sidecarManifests(pg.port))], connection: 'bench', namespace: 'agents', recordingsDir: recordings, env: PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE}` } });
     const sc = sidecar;
     let peakRss = rssOf(sc.pid);
     const idleRss = peakRss;

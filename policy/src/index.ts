@@ -6,7 +6,7 @@ export { selectorMatches, type LabelSelector } from './selector.ts';
 export { analyzeShell, analyzeShellSync, loadShellParser, type ShellAnalysis, type SimpleCommand } from './shell/analyze.ts';
 export { compileGlob } from './shell/glob.ts';
 export { alignOutputs, analyzeLineage, LineageCache, NO_LINEAGE, OPAQUE_LINEAGE, statementLineage, type ColumnLineage, type OutputSegment, type QueryLineage, type StatementLineage } from './sql/lineage.ts';
-export { compileMasker, type ColumnMasker, type LineageSpec, type Masker, type MaskResult, type MaskRuleSpec } from './mask/masker.ts';
+export { compileMasker, type ColumnMasker, type LineageSpec, type Masker, type MaskResult, type MaskRuleSpec, type ValueClass } from './mask/masker.ts';
 export type { StreamMasker } from './mask/stream.ts';
 export { isApprover, phaseOf, requesterUser, reviewDecision, serviceAccountUser, signDecision, verifyDecision, type RequestRef, type ReviewRefusal, type ReviewRequest, type Reviewer, type ReviewVerdict } from './review.ts';
 export { DATA_CLASSIFICATION_LABEL, JUDGED_KINDS, SENSITIVE_CLASSIFICATIONS, labelKeyProblem, labelValueProblem, policyVerdict, type PolicyVerdict } from './verdict.ts';

@@ -18,7 +18,7 @@
 import RE2 from 're2';
 import { DETECTORS, MASK_ACTIONS, type Detector, type MaskAction } from '@airlock/api';
 import { PolicyError } from '../errors.ts';
-import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, literalFeatures, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
+import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, detectorMayMatch, literalFeatures, runDetector, spanBuffer, textFeatures, type CompiledDetector } from './detectors.ts';
 import { nativeHmac } from '@airlock/native';
 import { hmacSha256 } from './hmac.ts';
 import { compileSimplePattern, type SimplePattern } from './simple-pattern.ts';
@@ -77,6 +77,29 @@ export interface ColumnMasker {
   mayMaskBytes(bytes: Uint8Array, start: number, end: number): boolean;
   /** Masker.maskValue of this column */
   maskValue(value: string): MaskResult;
+  /**
+   * mayMaskBytes and maskValue in one pass over a value's UTF-8 bytes: undefined when the bytes
+   * rule every rule out (maskValue would leave the value unchanged), else maskValue of
+   * `decode(bytes, start, end)` (the bytes' text), with what the look at the bytes learnt reused.
+   */
+  maskUtf8<B extends Uint8Array>(bytes: B, start: number, end: number, decode: (bytes: B, start: number, end: number) => string): MaskResult | undefined;
+  /**
+   * This column's masking for values of a known class only (a column's type: an int4 column's
+   * values are an optional '-' and up to 10 digits): the detectors and patterns that cannot match
+   * any value of the class are left out (canMatch is false when nothing is left). Gives the same
+   * result as this masker for every value of the class; decided once per column, not per value.
+   */
+  narrow(values: ValueClass): ColumnMasker;
+}
+
+/**
+ * What every value of a column holds at most (see ColumnMasker.narrow): only characters of
+ * `chars`, at most `maxLength` UTF-16 units, at most `maxDigits` ASCII digits.
+ */
+export interface ValueClass {
+  readonly chars: string;
+  readonly maxLength: number;
+  readonly maxDigits: number;
 }
 
 /** What `redact` (and `null` in free text) puts in place of a span. */
@@ -157,6 +180,29 @@ function gateOf(whole: readonly Rule[], f: Finders): Gate {
 
 function planOf(whole: readonly Rule[], f: Finders): Plan {
   return { whole, finders: f, gate: gateOf(whole, f) };
+}
+
+/**
+ * The plan for values of a class: the detectors whose needs (detectors.ts) the class cannot meet,
+ * and the patterns whose required literal (every match contains it) it cannot hold, are left out.
+ * Whole-value rules and patterns without a literal stay. Sound: what is left out finds no span
+ * in any value of the class, so the narrowed plan masks each such value exactly as the plan does.
+ */
+function narrowPlanFinders(f: Finders, values: ValueClass): Finders {
+  const flags = literalFeatures(values.chars) & 0xffff;
+  const chars = new Set(values.chars);
+  const detectors = f.detectors.filter(({ detector: d }) => detectorMayMatch(d, values.maxLength, flags | (Math.min(values.maxDigits, 255) << 16)));
+  const patterns = f.patterns.filter((rule) => {
+    const literal = rule.required ?? (rule.simple !== null && rule.simple.prefix.length > 0 ? rule.simple.prefix : null);
+    if (literal === null) return true;
+    let digits = 0;
+    for (const c of literal) {
+      if (!chars.has(c)) return false;
+      if (c >= '0' && c <= '9') digits++;
+    }
+    return literal.length <= values.maxLength && digits <= values.maxDigits;
+  });
+  return detectors.length === f.detectors.length && patterns.length === f.patterns.length ? f : { detectors, patterns };
 }
 
 /** A span one rule found. Pooled: masking is synchronous and never re-entered. */
@@ -414,40 +460,54 @@ function bytesInclude(bytes: Uint8Array, start: number, end: number, literal: st
   return false;
 }
 
+/** planGate: the bytes rule every rule of the plan out. */
+const RULED_OUT = -2;
+/** planGate: a rule may apply, the text's features were not computed (findSpans computes them). */
+const FEATURES_UNKNOWN = -1;
+
 /** mayMaskBytes of a plan: see ColumnMasker. */
 function planMayMask(plan: Plan, bytes: Uint8Array, start: number, end: number): boolean {
+  return planGate(plan, bytes, start, end) !== RULED_OUT;
+}
+
+/**
+ * The look at a value's bytes: RULED_OUT when no rule of the plan can apply, else the features
+ * of the bytes' text (textFeatures: they are ASCII) or FEATURES_UNKNOWN.
+ */
+function planGate(plan: Plan, bytes: Uint8Array, start: number, end: number): number {
   const g = plan.gate;
-  if (g.always) return true;
+  if (g.always) return FEATURES_UNKNOWN;
   const length = end - start;
-  if (length > BYTES_GATE_MAX_LENGTH) return true;
+  if (length > BYTES_GATE_MAX_LENGTH) return FEATURES_UNKNOWN;
   const literals = g.literals;
   const needs = g.needs;
-  if (literals.length === 0 && needs.length === 0) return false;
+  if (literals.length === 0 && needs.length === 0) return RULED_OUT;
   // one pass for the features; a literal is looked for only where they allow it
   const features = bytesFeatures(bytes, start, end);
   if (features === NOT_ASCII) {
-    for (let i = 0; i < literals.length; i++) if (bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
-    return needs.length > 0;
+    for (let i = 0; i < literals.length; i++) if (bytesInclude(bytes, start, end, literals[i] ?? '')) return FEATURES_UNKNOWN;
+    return needs.length > 0 ? FEATURES_UNKNOWN : RULED_OUT;
   }
   const digits = features >>> 16;
   for (let i = 0; i < literals.length; i++) {
     const need = g.literalNeeds[i] ?? 0;
     const flags = need & 0xffff;
-    if ((features & flags) === flags && digits >= need >>> 16 && bytesInclude(bytes, start, end, literals[i] ?? '')) return true;
+    if ((features & flags) === flags && digits >= need >>> 16 && bytesInclude(bytes, start, end, literals[i] ?? '')) return features;
   }
   for (let i = 0; i < needs.length; i += 4) {
     const all = needs[i] ?? 0;
     const any = needs[i + 1] ?? 0;
-    if (length >= (needs[i + 3] ?? 0) && (features & all) === all && (any === 0 || (features & any) !== 0) && digits >= (needs[i + 2] ?? 0)) return true;
+    if (length >= (needs[i + 3] ?? 0) && (features & all) === all && (any === 0 || (features & any) !== 0) && digits >= (needs[i + 2] ?? 0)) return features;
   }
-  return false;
+  return RULED_OUT;
 }
 
 /** Texts up to this length get a features pass (cheaper than one native search per detector). */
 const FEATURES_MAX_LENGTH = 512;
 
-function findSpans(text: string, f: Finders, freeText: boolean): void {
-  const features = f.detectors.length > 1 && text.length <= FEATURES_MAX_LENGTH ? textFeatures(text) : ALL_FEATURES;
+function findSpans(text: string, f: Finders, freeText: boolean, known = FEATURES_UNKNOWN): void {
+  // features known from the bytes (planGate) are the text's own: exact, whatever its length
+  const features = known >= 0 ? known : f.detectors.length > 1 && text.length <= FEATURES_MAX_LENGTH ? textFeatures(text) : ALL_FEATURES;
   for (let d = 0; d < f.detectors.length; d++) {
     const use = f.detectors[d];
     if (use === undefined) break;
@@ -622,6 +682,19 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
 
   /** Merges the overlapping hits and masks each union with its strongest action. */
   function render(text: string): string {
+    if (hitCount === 1) {
+      // one span (most masked values): no merging, and a whole value's replacement stays a flat string
+      const h = hits[0];
+      if (h !== undefined) {
+        const rule = h.rule;
+        const r = renderSpan(text, h.start, h.end, rule.rank, rule.keepFirst, rule.keepLast);
+        hitCount = 0;
+        renderedNull = rule.rank === RANK.null;
+        renderedCount = 1;
+        renderedRules = rule.names;
+        return h.start === 0 && h.end === text.length ? r : text.slice(0, h.start) + r + text.slice(h.end);
+      }
+    }
     sortHits();
     let out = '';
     let pos = 0;
@@ -727,10 +800,43 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     return false;
   }
 
-  function maskWith(plan: Plan, value: string): MaskResult {
+  /** Narrowed plans, per plan and value class (a result's columns ask again for every statement shape). */
+  const narrowed = new WeakMap<Plan, Map<string, Plan>>();
+
+  function narrowPlan(plan: Plan, values: ValueClass): Plan {
+    let byClass = narrowed.get(plan);
+    if (byClass === undefined) {
+      byClass = new Map();
+      narrowed.set(plan, byClass);
+    }
+    const key = `${values.chars}\u0000${String(values.maxLength)}\u0000${String(values.maxDigits)}`;
+    let n = byClass.get(key);
+    if (n === undefined) {
+      const f = narrowPlanFinders(plan.finders, values);
+      n = f === plan.finders ? plan : planOf(plan.whole, f);
+      if (byClass.size >= PLAN_CACHE_LIMIT) byClass.clear();
+      byClass.set(key, n);
+    }
+    return n;
+  }
+
+  function columnMasker(plan: Plan): ColumnMasker {
+    return {
+      canMatch: plan.whole.length > 0 || hasFinders(plan.finders),
+      mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
+      maskValue: (value) => maskWith(plan, value, FEATURES_UNKNOWN),
+      maskUtf8: (bytes, start, end, decode) => {
+        const features = planGate(plan, bytes, start, end);
+        return features === RULED_OUT ? undefined : maskWith(plan, decode(bytes, start, end), features);
+      },
+      narrow: (values) => columnMasker(narrowPlan(plan, values)),
+    };
+  }
+
+  function maskWith(plan: Plan, value: string, features: number): MaskResult {
     hitCount = 0;
     for (const rule of plan.whole) addHit(0, value.length, rule);
-    findSpans(value, plan.finders, false);
+    findSpans(value, plan.finders, false, features);
     if (hitCount === 0) return { value, masked: 0, rules: NO_RULES };
     const out = render(value);
     return { value: renderedNull ? null : out, masked: renderedCount, rules: renderedRules };
@@ -738,24 +844,14 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
 
   return {
     maskValue(column, value) {
-      return maskWith(planFor(column), value);
+      return maskWith(planFor(column), value, FEATURES_UNKNOWN);
     },
     forLineage(lineage) {
-      const plan = planForLineage(lineage);
-      return {
-        canMatch: plan.whole.length > 0 || hasFinders(plan.finders),
-        mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
-        maskValue: (value) => maskWith(plan, value),
-      };
+      return columnMasker(planForLineage(lineage));
     },
     strictestFor,
     forColumn(column) {
-      const plan = planFor(column);
-      return {
-        canMatch: plan.whole.length > 0 || hasFinders(plan.finders),
-        mayMaskBytes: (bytes, start, end) => planMayMask(plan, bytes, start, end),
-        maskValue: (value) => maskWith(plan, value),
-      };
+      return columnMasker(planFor(column));
     },
     maskText,
     stream(options) {

@@ -15,7 +15,7 @@
  * might apply; rewritten rows are built in a Slab, one after the other, so a run of them is one
  * contiguous slice to write.
  */
-import { LineageCache, alignOutputs, type ColumnMasker, type Masker, type OutputSegment, type QueryLineage, type StatementLineage } from '@airlock/policy';
+import { LineageCache, alignOutputs, type ColumnMasker, type Masker, type MaskResult, type OutputSegment, type QueryLineage, type StatementLineage, type ValueClass } from '@airlock/policy';
 import type { Catalog } from './catalog.ts';
 
 export interface FieldInfo {
@@ -85,6 +85,31 @@ function kindOf(f: FieldInfo): Kind {
   return 'binDecoded';
 }
 
+const SIGNED = '-0123456789';
+/** int2, int4, int8 and oid as text (int2out, int4out, …) or decoded from binary (decodeInt: an oid as int4). */
+const INT_CLASSES: ReadonlyMap<number, ValueClass> = new Map([
+  [21, { chars: SIGNED, maxLength: 6, maxDigits: 5 }],
+  [23, { chars: SIGNED, maxLength: 11, maxDigits: 10 }],
+  [26, { chars: SIGNED, maxLength: 11, maxDigits: 10 }],
+  [20, { chars: SIGNED, maxLength: 20, maxDigits: 19 }],
+]);
+/** bool as text: t or f */
+const BOOL_TEXT: ValueClass = { chars: 'tf', maxLength: 1, maxDigits: 0 };
+/** what maskDataRow gives the masker for a binary value that holds no text */
+const NO_TEXT: ValueClass = { chars: '\u0000', maxLength: 1, maxDigits: 0 };
+
+/**
+ * What every value of a column is, from its type and format, when the type says (integers,
+ * booleans, binary values without text): the column's masker is narrowed to the detectors and
+ * patterns that can match such values, once per result shape (an int4 column needs none).
+ */
+export function valueClassOf(f: FieldInfo): ValueClass | undefined {
+  const k = kindOf(f);
+  if (k === 'binOther') return NO_TEXT;
+  if (k === 'typedText' || k === 'binInt') return f.dataTypeID === 16 && k === 'typedText' ? BOOL_TEXT : INT_CLASSES.get(f.dataTypeID);
+  return undefined;
+}
+
 /**
  * The plan of one result. `columnName(tableID, columnID)` gives `schema.table.column` for a
  * column of a table (undefined for computed columns or when unknown).
@@ -114,6 +139,8 @@ export function planRow(fields: readonly FieldInfo[], masker: Masker, columnName
       if (l === undefined || l.opaque || throughView) m = masker.forLineage({ all: true });
       else m = masker.forLineage({ passthrough: [...l.passthrough, ...(a?.tables ?? []).map((t) => `${t}.*`)], derived: l.derived });
     }
+    const values = valueClassOf(f);
+    if (values !== undefined) m = m.narrow(values);
     if (!m.canMatch) return;
     columns.push({ index, masker: m, kind: kindOf(f), json: f.dataTypeID === JSON_TYPE || f.dataTypeID === JSONB, dataTypeID: f.dataTypeID });
   });
@@ -256,6 +283,8 @@ export interface MaskedRow {
   readonly rules: readonly string[];
 }
 
+const utf8 = (buf: Buffer, start: number, end: number): string => buf.toString('utf8', start, end);
+
 const UNCHANGED: MaskedRow = Object.freeze({ message: undefined, masked: 0, rules: Object.freeze([]) });
 
 const SLAB_SIZE = 64 * 1024;
@@ -313,15 +342,17 @@ export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: numb
       if (len < 0) continue;
       const masker = col.masker;
       let text: string | undefined;
+      let r: MaskResult | undefined;
       switch (col.kind) {
         case 'text':
         case 'typedText':
         case 'binText':
-          if (masker.mayMaskBytes(buf, pos, pos + len)) text = buf.toString('utf8', pos, pos + len);
+          // the look at the bytes and the masking in one call (what the look learnt is reused)
+          r = masker.maskUtf8(buf, pos, pos + len, utf8);
           break;
         case 'binJsonb':
           if (len === 0) text = '';
-          else if (masker.mayMaskBytes(buf, pos + 1, pos + len)) text = buf.toString('utf8', pos + 1, pos + len);
+          else r = masker.maskUtf8(buf, pos + 1, pos + len, utf8);
           break;
         case 'binInt':
           text = decodeInt(buf, pos, len);
@@ -340,18 +371,18 @@ export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: numb
             // cannot be read: a value a rule could apply to is not passed unread
             rules = masked === 0 ? UNDECODABLE : [...rules, ...UNDECODABLE];
             masked += 1;
-            replaced ??= new Array<string | null | undefined>(n);
+            replaced ??= scratchReplaced(n);
             replaced[i] = null;
           }
           break;
         }
       }
-      if (text !== undefined) {
-        const r = masker.maskValue(text);
+      if (text !== undefined) r = masker.maskValue(text);
+      if (r !== undefined) {
         if (r.masked > 0) {
           rules = masked === 0 ? r.rules : [...rules, ...r.rules];
           masked += r.masked;
-          replaced ??= new Array<string | null | undefined>(n);
+          replaced ??= scratchReplaced(n);
           if (r.value === null || col.kind === 'typedText' || col.kind === 'binInt' || col.kind === 'binOther' || col.kind === 'binDecoded' || col.kind === 'textBytea') replaced[i] = null;
           else if (col.kind === 'binJsonb') replaced[i] = `\u0001${jsonSafe(r.value)}`; // the jsonb version byte, then the text
           else replaced[i] = col.json ? jsonSafe(r.value) : r.value;
@@ -364,10 +395,43 @@ export function maskDataRow(plan: RowPlan, buf: Buffer, start: number, end: numb
   return { message: rebuild(buf, start, end, n, replaced, slab), masked, rules };
 }
 
+/**
+ * The replacements of the row being masked, one per column (undefined: unchanged): one array
+ * for all rows (maskDataRow is synchronous), cleared for each row that needs it.
+ */
+let replacedScratch: (string | null | undefined)[] = [];
+let bytesScratch = new Int32Array(64);
+
+function scratchReplaced(n: number): (string | null | undefined)[] {
+  if (replacedScratch.length < n) replacedScratch = new Array<string | null | undefined>(n);
+  const r = replacedScratch;
+  for (let i = 0; i < n; i++) r[i] = undefined;
+  return r;
+}
+
+/** Strings up to this length are measured and written in JavaScript when they are ASCII (no native call). */
+const SHORT_STRING = 64;
+
+/** The UTF-8 length of s: its length when it is short ASCII (checked here), else Buffer.byteLength. */
+function utf8Length(s: string): number {
+  const n = s.length;
+  if (n > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+/** Writes s (its UTF-8 is `bytes` long) at out[at]. */
+function writeUtf8(out: Buffer, s: string, at: number, bytes: number): void {
+  if (bytes === s.length && bytes <= SHORT_STRING) {
+    for (let i = 0; i < bytes; i++) out[at + i] = s.charCodeAt(i);
+  } else out.write(s, at, bytes, 'utf8');
+}
+
 function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: readonly (string | null | undefined)[], slab: Slab | undefined): Buffer {
   let size = end - start;
   let pos = start + 7;
-  const bytes = new Array<number>(n);
+  if (bytesScratch.length < n) bytesScratch = new Int32Array(n);
+  const bytes = bytesScratch;
   for (let i = 0; i < n; i++) {
     // maskDataRow stops reading after the last column it masks: the rest is checked here, so a
     // malformed row never leaves unwritten bytes in (or copies another message into) the output
@@ -377,7 +441,7 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
     if (pos + 4 + Math.max(len, 0) > end) throw new Error('DataRow is truncated');
     const r = replaced[i];
     if (r !== undefined) {
-      const b = r === null ? 0 : Buffer.byteLength(r, 'utf8');
+      const b = r === null ? 0 : utf8Length(r);
       bytes[i] = b;
       size += b - Math.max(len, 0);
     }
@@ -403,7 +467,7 @@ function rebuild(buf: Buffer, start: number, end: number, n: number, replaced: r
       } else {
         const b = bytes[i] ?? 0;
         out.writeInt32BE(b, dst);
-        out.write(r, dst + 4, b, 'utf8');
+        writeUtf8(out, r, dst + 4, b);
         dst += 4 + b;
       }
     }
