@@ -22,7 +22,7 @@ import { ALL_FEATURES, NOT_ASCII, bytesFeatures, compileDetector, detectorMayMat
 import { nativeHmac } from '@airlock/native';
 import { hmacSha256 } from './hmac.ts';
 import { compileSimplePattern, type SimplePattern } from './simple-pattern.ts';
-import { createStreamMasker, type StreamMasker, type StreamOptions } from './stream.ts';
+import { createStreamMasker, textGate, type StreamMasker, type StreamOptions } from './stream.ts';
 
 export interface MaskRuleSpec {
   readonly name: string;
@@ -572,6 +572,8 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
   const hashOf = hmacTag ?? ((span: string): string => hashTag(hmac(span)));
   const globalRules = rules.filter((r) => r.globs === null);
   const globalPlan: Plan = planOf([], finders(globalRules));
+  // free text (SSH output) that no detector or pattern can match passes the stream masker untouched
+  const streamGate = textGate({ detectors: globalPlan.finders.detectors.map((d) => d.detector.id), literals: globalPlan.gate.always ? null : globalPlan.gate.literals });
   const columnRules = rules.filter((r) => r.globs !== null);
   const plans = new Map<string, Plan>();
 
@@ -855,7 +857,7 @@ export function compileMasker(specs: readonly MaskRuleSpec[], key: Uint8Array): 
     },
     maskText,
     stream(options) {
-      return createStreamMasker(maskText, REDACTED, options, maskWindow);
+      return createStreamMasker(maskText, REDACTED, options, maskWindow, streamGate);
     },
   };
 }

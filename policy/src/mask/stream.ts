@@ -14,7 +14,15 @@
  * masked span longer than that, or a private key block that outgrows `maxHeld`, is replaced by
  * one redact marker through the end of its line (or the key block's END line): nothing leaks.
  * Text without a trailing newline (a shell prompt) is held until a newline arrives or `end()`.
+ *
+ * Fast path: most output (logs, listings) holds no candidate of any detector. A `TextGate`
+ * (see `textGate`) looks at the text about to be masked for what every match must contain (`@`
+ * for an email, a chain of 13 digits for a card, a key's prefix, a pattern's literal...) in a
+ * few native searches; when nothing can match, the text is emitted as it is, without the
+ * detectors' scans. The gate only says "certainly nothing" where `mask` would find nothing, so
+ * the output is byte for byte the reference path's (property-tested against it).
  */
+import type { Detector } from '@airlock/api';
 import { scanPrivateKeys, spanBuffer } from './detectors.ts';
 
 export interface StreamMasker {
@@ -36,6 +44,70 @@ export const DEFAULT_MAX_HELD = 64 * 1024;
 type TextMask = (text: string) => { readonly text: string; readonly masked: number };
 
 /**
+ * A quick look at a text: false only when `mask(text)` certainly masks nothing (the text comes
+ * back unchanged); true when it might mask something.
+ */
+export type TextGate = (text: string) => boolean;
+
+/** What the masking of free text looks for: its detectors, and a literal every match of each pattern contains. */
+export interface TextGateSpec {
+  readonly detectors: readonly Detector[];
+  /** one literal per pattern (every match of it contains the literal); null when some pattern has none */
+  readonly literals: readonly string[] | null;
+}
+
+// Per detector, what every match contains (the scanners in detectors.ts: each condition is
+// implied by the scanner's own search; the tests check gate false => no span). Written out
+// rather than with counted repeats: V8 skips ahead through text without candidates three times
+// faster on `[0-9][0-9][0-9][0-9]` than on `[0-9]{4}`.
+const CARD_GATE = /[0-9][0-9][0-9][0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9]/;
+const IBAN_GATE = /[A-Za-z]{2}[0-9]{2}/;
+const SSN_GATE = /[0-9]{3}-[0-9]{2}-[0-9]{4}/;
+const NANP_GATE = /[0-9]{3}[-.][0-9]{4}/;
+const IPV4_GATE = /[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]/;
+const AWS_GATE = /A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)/;
+const GITHUB_GATE = /gh[pousr]_|github_pat_/;
+const BEARER_GATE = /bearer[ \t]/i;
+
+const DETECTOR_GATES: Readonly<Record<Detector, TextGate>> = {
+  // the scanner starts from each '@'
+  email: (t) => t.includes('@'),
+  // a card chain: four digits, then nine or more, each after at most one space or dash
+  credit_card: (t) => CARD_GATE.test(t),
+  // a country code (ASCII letters, either case) and two check digits
+  iban: (t) => IBAN_GATE.test(t),
+  us_ssn: (t) => SSN_GATE.test(t),
+  // E.164 starts with '+'; a North-American number ends in 3 digits, '-' or '.', 4 digits
+  phone: (t) => t.includes('+') || NANP_GATE.test(t),
+  // IPv6 has a ':'; IPv4 is a dotted quad
+  ip_address: (t) => t.includes(':') || IPV4_GATE.test(t),
+  // the payload after a '.' starts with 'e' (base64 of a JSON object)
+  jwt: (t) => t.includes('.e'),
+  aws_access_key: (t) => AWS_GATE.test(t),
+  github_token: (t) => GITHUB_GATE.test(t),
+  slack_token: (t) => t.includes('xox') || t.includes('xapp-'),
+  // a BEGIN line whose label contains PRIVATE KEY
+  private_key: (t) => t.includes('PRIVATE KEY'),
+  url_credentials: (t) => t.includes('://'),
+  bearer_token: (t) => BEARER_GATE.test(t),
+};
+
+/**
+ * The gate of free-text masking with these detectors and patterns; undefined when every text
+ * may match (a pattern without a literal).
+ */
+export function textGate(spec: TextGateSpec): TextGate | undefined {
+  if (spec.literals === null || spec.literals.includes('')) return undefined;
+  const literals = [...new Set(spec.literals)];
+  const gates = [...new Set(spec.detectors)].map((d) => DETECTOR_GATES[d]);
+  return (text) => {
+    for (const literal of literals) if (text.includes(literal)) return true;
+    for (const gate of gates) if (gate(text)) return true;
+    return false;
+  };
+}
+
+/**
  * Masks `text[from, cut)` for some `cut <= upTo` that no masked span crosses (`text[0, from)` is
  * context already emitted); `cut === from` when no such point exists.
  */
@@ -54,7 +126,11 @@ interface Skipping {
   endMarker: string | null;
 }
 
-export function createStreamMasker(mask: TextMask, marker: string, options: StreamOptions = {}, window?: WindowMask): StreamMasker {
+/**
+ * `gate` (optional): a quick look that rules texts out before `mask` runs (see TextGate); the
+ * output is the same with or without it.
+ */
+export function createStreamMasker(mask: TextMask, marker: string, options: StreamOptions = {}, window?: WindowMask, gate?: TextGate): StreamMasker {
   // A long line keeps at least a BEGIN marker's length held: the limit is at least twice that.
   const maxHeld = Math.max(2 * BEGIN_CARRY, options.maxHeld ?? DEFAULT_MAX_HELD);
   /** not yet emitted text; it starts at the start of a line, or after `context` */
@@ -77,6 +153,7 @@ export function createStreamMasker(mask: TextMask, marker: string, options: Stre
       masked += r.masked;
       return r.text;
     }
+    if (gate !== undefined && !gate(text)) return text;
     const r = mask(text);
     masked += r.masked;
     return r.text;
@@ -106,7 +183,8 @@ export function createStreamMasker(mask: TextMask, marker: string, options: Stre
       return '';
     }
     blocks.n = 0;
-    const block = scanPrivateKeys(held, blocks);
+    // a block's label contains PRIVATE KEY: without it there is none (one native search)
+    const block = held.includes('PRIVATE KEY') ? scanPrivateKeys(held, blocks) : null;
     // Cut after the last newline before the open block, and not inside a closed one.
     const lineStart = (i: number): number => (i === 0 ? 0 : held.lastIndexOf('\n', i - 1) + 1);
     let cut = lineStart(block === null ? held.length : block.start);

@@ -35,8 +35,20 @@ export function castHeaderLine(h: CastHeader): string {
  * One event line (without newline). Text is made well-formed (lone surrogates, i.e. bytes
  * that were not UTF-8, become U+FFFD): players decode the file as UTF-8.
  */
-export function castEventLine(seconds: number, code: 'o' | 'i' | 'r' | 'm', data: string): string {
-  return `[${(Math.round(seconds * 1e6) / 1e6).toString()}, ${JSON.stringify(code)}, ${JSON.stringify(data.toWellFormed())}]`;
+export function castEventLine(seconds: number, code: EventCode, data: string): string {
+  return `${eventHead(seconds, code)}${eventJson(data)}]`;
+}
+
+type EventCode = 'o' | 'i' | 'r' | 'm';
+
+/** `[seconds, "code", ` of an event line. */
+function eventHead(seconds: number, code: EventCode): string {
+  return `[${(Math.round(seconds * 1e6) / 1e6).toString()}, "${code}", `;
+}
+
+/** The event's text as a JSON string, made well-formed first (a string that is, the common case, is not copied). */
+function eventJson(data: string): string {
+  return JSON.stringify(data.isWellFormed() ? data : data.toWellFormed());
 }
 
 export interface CastCheckpoint {
@@ -51,17 +63,35 @@ export interface CastCheckpoint {
 /**
  * Event lines are encoded into one buffer reused by every writer of the process (writes are
  * synchronous), then hashed and written from it: no Buffer per event, which at bulk rates is
- * garbage the collector would otherwise chase. Lines too long for it get a buffer of their own.
+ * garbage the collector would otherwise chase. An event line is written in its parts (head, JSON
+ * text, `]` and newline) rather than concatenated first: no string the size of the output is made
+ * and flattened per event. Lines too long for it get a buffer of their own.
  */
 const SHARED_MAX = 1024 * 1024;
 let shared = Buffer.allocUnsafe(64 * 1024);
 
+/** The shared buffer when it can hold `need` bytes (grown up to SHARED_MAX), else undefined. */
+function scratch(need: number): Buffer | undefined {
+  if (need > SHARED_MAX) return undefined;
+  if (shared.length < need) shared = Buffer.allocUnsafe(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
+  return shared;
+}
+
 function encodeLine(text: string): Buffer {
   // at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units)
-  const need = text.length * 3;
-  if (need > SHARED_MAX) return Buffer.from(text, 'utf8');
-  if (shared.length < need) shared = Buffer.allocUnsafe(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
-  return shared.subarray(0, shared.write(text, 0, 'utf8'));
+  const buf = scratch(text.length * 3);
+  return buf === undefined ? Buffer.from(text, 'utf8') : buf.subarray(0, buf.write(text, 0, 'utf8'));
+}
+
+/** The bytes of `${head}${json}]\n` (head is ASCII). */
+function encodeEvent(head: string, json: string): Buffer {
+  const buf = scratch(head.length + json.length * 3 + 2);
+  if (buf === undefined) return Buffer.from(`${head}${json}]\n`, 'utf8');
+  let n = buf.write(head, 0, 'latin1');
+  n += buf.write(json, n, 'utf8');
+  buf[n++] = 0x5d; // ]
+  buf[n++] = 0x0a;
+  return buf.subarray(0, n);
 }
 
 export class AsciicastWriter {
@@ -105,10 +135,23 @@ export class AsciicastWriter {
   }
 
   #write(text: string): void {
+    this.#writeBytes(this.#open(), encodeLine(text));
+  }
+
+  #event(code: EventCode, data: string): void {
+    const fd = this.#open();
+    this.#writeBytes(fd, encodeEvent(eventHead(this.#seconds(), code), eventJson(data)));
+  }
+
+  /** The descriptor to write to; throws when the writer failed or is closed. */
+  #open(): number {
     if (this.#failed !== undefined) throw new RecorderError(`recorder failed: ${this.#failed.message}`);
     const fd = this.#fd;
     if (fd === undefined) throw new RecorderError(`recording ${this.path} is closed`);
-    const data = encodeLine(text);
+    return fd;
+  }
+
+  #writeBytes(fd: number, data: Buffer): void {
     try {
       let off = 0;
       while (off < data.length) off += writeSync(fd, data, off);
@@ -126,11 +169,11 @@ export class AsciicastWriter {
 
   /** Records output as the agent sees it. Throws RecorderError when the write fails. */
   output(text: string): void {
-    if (text !== '') this.#write(`${castEventLine(this.#seconds(), 'o', text)}\n`);
+    if (text !== '') this.#event('o', text);
   }
 
   resize(cols: number, rows: number): void {
-    this.#write(`${castEventLine(this.#seconds(), 'r', `${cols}x${rows}`)}\n`);
+    this.#event('r', `${cols}x${rows}`);
   }
 
   /**
