@@ -6,6 +6,7 @@
  * failure is recorded and every channel is then refused with its message.
  */
 import type { Client, ClientInfo, Connection } from 'ssh2';
+import { Enforcer } from '../enforce/enforcer.ts';
 import { noPolicyMessage, policyOf, type ProxyOptions, type SessionOptions } from '../proxy.ts';
 import { SidecarError } from '../errors.ts';
 import type { SessionContext } from './context.ts';
@@ -103,19 +104,29 @@ export function startSession(proxy: ProxyOptions, conn: Connection, info: Client
     });
   }
 
+  const enforcer = new Enforcer(
+    {
+      protocol: 'ssh',
+      policy: source,
+      approvals: options.approvals,
+      recorder,
+      connection: { name: options.upstream.name, namespace: options.upstream.namespace },
+      pod: options.pod,
+      serviceAccount: options.serviceAccount,
+      log,
+    },
+    start,
+  );
   const ctx: SessionContext = {
     options,
     recorder,
     counters,
     log,
     auth: {
-      current: () => source.current()?.bundle,
-      noPolicy: () => noPolicyMessage(source, source.current(), 'every command is refused'),
-      approvals: options.approvals,
+      current: () => enforcer.refresh()?.bundle,
+      noPolicy: () => enforcer.noPolicy('every command is refused'),
+      enforcer,
       recorder,
-      connection: { name: options.upstream.name, namespace: options.upstream.namespace },
-      ...(options.pod !== undefined ? { pod: options.pod } : {}),
-      ...(options.serviceAccount !== undefined ? { serviceAccount: options.serviceAccount } : {}),
     },
     upstream: () => {
       upstream ??= startUpstream();
