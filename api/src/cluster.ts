@@ -114,6 +114,27 @@ export interface SidecarBundle {
   readonly revision: string;
   readonly pod: PodIdentity;
   readonly connections: readonly BundleConnection[];
+  /** granted connections the operator cannot serve, and why (absent when there are none) */
+  readonly refused?: readonly RefusedConnection[];
+}
+
+/**
+ * A connection granted to the pod that the operator cannot serve now: its credentials do not
+ * resolve, or its policies do not compile. The sidecar still listens on its port and turns every
+ * session away with `message` (a PostgreSQL ErrorResponse; SSH exit status 126 with the message on
+ * stderr), so the agent learns why instead of meeting a closed port.
+ */
+export interface RefusedConnection {
+  readonly name: string;
+  readonly protocol: 'postgres' | 'ssh';
+  readonly listenPort: number;
+  readonly reason: 'CredentialsNotResolved' | 'PolicyNotCompiled';
+  readonly message: string;
+}
+
+/** The loopback port the sidecar listens on for a connection (spec.listenPort, else the protocol's default). */
+export function listenPortOf(spec: { readonly protocol: 'postgres' | 'ssh'; readonly listenPort?: number | undefined }): number {
+  return spec.listenPort ?? (spec.protocol === 'postgres' ? 15432 : 2222);
 }
 
 export interface BundleConnection {

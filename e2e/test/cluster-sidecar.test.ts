@@ -263,6 +263,37 @@ describe('airlock sidecar --cluster', () => {
     assert.ok(Date.now() - applied <= 8000, `took ${String(Date.now() - applied)} ms (each try is a new ssh connection)`);
   });
 
+  test('a granted connection the operator cannot serve (its Secret is missing): psql and ssh are told why, not refused at the port; the Secret created, it is served', async () => {
+    const pgPort = await freePort();
+    const jumpPort = await freePort();
+    const conn = (name: string, spec: Record<string, unknown>): Record<string, unknown> => ({
+      apiVersion: 'airlock.dev/v1alpha1',
+      kind: 'AgentConnection',
+      metadata: { name, namespace: NS },
+      spec: { agents: { podSelector: { matchLabels: { app: 'agent' } } }, defaultAction: 'Allow', ...spec },
+    });
+    await ok(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+      conn('ledger', { protocol: 'postgres', target: { host: '127.0.0.1', port: postgres.port, database: 'orders', tls: { mode: 'disable' } }, credentialsSecretRef: { name: 'ledger-credentials' }, listenPort: pgPort }),
+      conn('jump', { protocol: 'ssh', target: { host: sshd.host, port: sshd.port }, credentialsSecretRef: { name: 'jump-credentials' }, ssh: { hostKeyFingerprints: [sshd.hostKeyFingerprint] }, listenPort: jumpPort }),
+    ] }));
+    const psql = (): { status: number | null; stdout: string; stderr: string } =>
+      spawnSync('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'agent', '-d', 'orders', '-c', 'SELECT count(*) FROM customers'], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: 'unchecked', PGCONNECT_TIMEOUT: '10' } });
+    const refused = await until('the ledger listener to answer', async () => Promise.resolve(psql()), (r) => !/Connection refused/.test(r.stderr), 20_000);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /FATAL: {2}airlock: no policy is loaded for connection ledger \(the Airlock operator cannot serve it \(CredentialsNotResolved\): Secret "ledger-credentials" named by spec.credentialsSecretRef does not exist in namespace "agents"\): the connection is refused/);
+    const ssh = await sshClient(jumpPort, ['uname']);
+    assert.equal(ssh.code, 126, ssh.stderr);
+    assert.match(ssh.stderr, /airlock: no policy is loaded for connection jump \(the Airlock operator cannot serve it \(CredentialsNotResolved\): Secret "jump-credentials"/);
+    assert.equal(ssh.stdout, '');
+    assert.equal(await ready(sidecar ?? assert.fail('no sidecar')), 200, 'a refused connection has its listener: the sidecar stays ready');
+
+    await ok(['create', 'secret', 'generic', 'ledger-credentials', '-n', NS, '--from-literal=username=agent', '--from-literal=password=agent-secret-pw']);
+    const served = await until('ledger served once its Secret exists', async () => Promise.resolve(psql()), (r) => r.status === 0, 20_000);
+    assert.equal(served.stdout, '1\n');
+    await ok(['delete', 'agentconnection', 'ledger', 'jump', '-n', NS]);
+    await ok(['delete', 'secret', 'ledger-credentials', '-n', NS]);
+  });
+
   test('a kubectl apply of a changed MaskingPolicy takes effect in the running session within 5 s', async () => {
     const c = client();
     await c.connect();

@@ -132,6 +132,7 @@ describe('assembleBundle', () => {
   test('each granted connection with its selecting policies and its Secret, trimmed', () => {
     const { bundle, omitted } = assembleBundle(identity, contents({ approvalRules: [approvalRule('guard', 'rm *', { data: 'pii' }), approvalRule('elsewhere', 'rm *', { env: 'prod' })] }));
     assert.deepEqual(omitted, []);
+    assert.equal('refused' in bundle, false, 'nothing refused: no field (the revision of a healthy bundle does not change)');
     assert.equal(bundle.kind, 'SidecarBundle');
     assert.deepEqual(bundle.pod, identity);
     const [only] = bundle.connections;
@@ -170,11 +171,17 @@ describe('assembleBundle', () => {
     assert.deepEqual(noSecret.bundle.connections, []);
     assert.equal(noSecret.omitted[0]?.reason, 'CredentialsNotResolved');
     assert.match(noSecret.omitted.at(0)?.message ?? '', /Secret "db-credentials" named by spec.credentialsSecretRef does not exist/);
+    // the sidecar learns of it, to tell the agent why (not a closed port)
+    assert.deepEqual(noSecret.bundle.refused, noSecret.omitted);
+    assert.equal(noSecret.bundle.refused.at(0)?.protocol, 'postgres');
+    assert.equal(noSecret.bundle.refused.at(0)?.listenPort, 15432);
     const noKey = assembleBundle(identity, contents({ secrets: [secret('db-credentials', { username: 'planner' })] }));
     assert.match(noKey.omitted.at(0)?.message ?? '', /has no key "password"/);
     const broken = assembleBundle(identity, contents({ maskingPolicies: [maskingPolicy('pii', '(?<=x)y')] }));
     assert.deepEqual(broken.bundle.connections, []);
     assert.equal(broken.omitted[0]?.reason, 'PolicyNotCompiled');
+    assert.equal(broken.bundle.refused?.at(0)?.reason, 'PolicyNotCompiled');
+    assert.notEqual(broken.bundle.revision, noSecret.bundle.revision, 'the reason is part of the revision');
     assert.match(broken.omitted.at(0)?.message ?? '', /^MaskingPolicy "pii" does not compile: rule "employee-ids"/);
   });
 

@@ -10,7 +10,7 @@
  * local mode differ from the cluster); only what an absent object means is: no `tls` is plain
  * TCP, no `recording` fails closed, no listenPort is the protocol's port.
  */
-import type { AgentConnection, Manifest } from '@airlock/api';
+import { listenPortOf, type AgentConnection, type Manifest } from '@airlock/api';
 import { SidecarError } from './errors.ts';
 
 export interface Credentials {
@@ -116,7 +116,7 @@ export function resolveUpstream(manifests: readonly Manifest[], connection: stri
             allowPortForwarding: defaulted(spec.ssh.allowPortForwarding, 'spec.ssh.allowPortForwarding', connection),
             binaryOutput: defaulted(spec.ssh.binaryOutput, 'spec.ssh.binaryOutput', connection),
           },
-    listenPort: spec.listenPort ?? (spec.protocol === 'postgres' ? 15432 : 2222),
+    listenPort: listenPortOf(spec),
     failurePolicy: spec.recording === undefined ? 'Closed' : defaulted(spec.recording.failurePolicy, 'spec.recording.failurePolicy', connection),
   };
 }

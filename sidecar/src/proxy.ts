@@ -24,6 +24,8 @@ export interface PolicySource {
   readonly connection: { readonly name: string; readonly namespace: string };
   /** undefined: the connection cannot be served now; new sessions are refused at startup */
   current(): Enforcement | undefined;
+  /** why `current()` is undefined, when known (the operator's reason, an upstream that does not resolve) */
+  refusal?(): string | undefined;
 }
 
 /** A bundle that never changes (local mode). */
@@ -34,7 +36,7 @@ export function fixedPolicy(bundle: PolicyBundle | undefined, upstream: Upstream
 
 /** The message of a statement or command refused for want of a policy. */
 export function noPolicyMessage(source: PolicySource, e: Enforcement | undefined, what: string): string {
-  const why = e?.unavailable;
+  const why = e?.unavailable ?? source.refusal?.();
   return `no policy is loaded for connection ${source.connection.name}${why !== undefined ? ` (${why})` : ''}: ${what}`;
 }
 

@@ -13,6 +13,7 @@ import {
   ReportSender,
   askOf,
   compileConnection,
+  compileSidecarBundle,
   fixedPolicy,
   noPolicyMessage,
   parseReportBuffer,
@@ -126,6 +127,21 @@ test('compile: a policy that does not compile keeps the connection, with no bund
   assert.equal(compileConnection({ name: 'nothing', objects: [], digest: 'd' }, 'agents', undefined), undefined);
   const p = fixedPolicy(undefined, bad.enforcement.upstream);
   assert.match(noPolicyMessage(p, bad.enforcement, 'every statement is refused'), /^no policy is loaded for connection orders \(its policy does not compile: .*\): every statement is refused$/);
+});
+
+test('compile: a connection the operator refuses is listened for, with no enforcement and the operator\'s reason; a served one of the same name wins', () => {
+  const pod = { namespace: 'agents', name: 'agent-0', uid: 'u', serviceAccount: 'robot' };
+  const refused = { name: 'ledger', protocol: 'ssh' as const, listenPort: 2299, reason: 'CredentialsNotResolved' as const, message: 'Secret "ledger" named by spec.credentialsSecretRef does not exist in namespace "agents".' };
+  const { connections } = compileSidecarBundle({ apiVersion: 'airlock.dev/v1alpha1', kind: 'SidecarBundle', revision: 'r', pod, connections: [], refused: [refused] });
+  const c = connections.get('ledger');
+  assert.ok(c !== undefined);
+  assert.equal(c.enforcement, undefined);
+  assert.equal(c.protocol, 'ssh');
+  assert.equal(c.listenPort, 2299);
+  assert.equal(c.namespace, 'agents');
+  assert.equal(c.error, 'the Airlock operator cannot serve it (CredentialsNotResolved): Secret "ledger" named by spec.credentialsSecretRef does not exist in namespace "agents"');
+  const both = compileSidecarBundle({ apiVersion: 'airlock.dev/v1alpha1', kind: 'SidecarBundle', revision: 'r', pod, connections: [{ name: 'orders', objects: objects(), digest: 'd' }], refused: [{ ...refused, name: 'orders' }] });
+  assert.equal(both.connections.get('orders')?.error, undefined);
 });
 
 test('approval asks: the rule id splits into ApprovalRule and rule; the session is the AgentSession name', () => {
@@ -245,5 +261,23 @@ test('a connection with nothing to enforce is refused at startup with a clear me
     });
   } finally {
     await proxy.close();
+  }
+  // the source knows why (the operator's reason): the agent is told
+  const told = await startPgProxy({
+    policy: { connection: { name: 'orders', namespace: 'agents' }, current: () => undefined, refusal: () => 'Secret "orders" does not exist' },
+    listen: { host: '127.0.0.1', port: 0 },
+    recordingsDir: mkdtempSync(join(tmpdir(), 'airlock-rec-')),
+    approvals: new LocalApprovals({ stateDir: mkdtempSync(join(tmpdir(), 'airlock-state-')) }),
+    log: silentLogger(),
+  });
+  try {
+    const c = new pg.Client({ host: '127.0.0.1', port: told.port, user: 'x', password: 'y', database: 'z' });
+    await assert.rejects(c.connect(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, '42501');
+      assert.equal(err.message, 'airlock: no policy is loaded for connection orders (Secret "orders" does not exist): the connection is refused');
+      return true;
+    });
+  } finally {
+    await told.close();
   }
 });

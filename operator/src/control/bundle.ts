@@ -10,12 +10,12 @@
  * enforced, and would wake every sidecar for nothing.
  *
  * A granted connection whose Secret is missing (or lacks a key) or whose policies do not compile
- * is left out: the sidecar then refuses that connection, like one it is not granted. The reason
- * is in the connection's status (CredentialsResolved, PolicyCompiled), in the operator's log and
- * in an Event on the pod.
+ * is left out of `connections` and named in `refused` with the reason: the sidecar listens for it
+ * and turns every session away with that message. The reason is also in the connection's status
+ * (CredentialsResolved, PolicyCompiled), in the operator's log and in an Event on the pod.
  */
 import { createHash } from 'node:crypto';
-import type { AgentConnection, ApprovalRule, BundleConnection, KubernetesObjectLike, MaskingPolicy, PodIdentity, SidecarBundle } from '@airlock/api';
+import { listenPortOf, type AgentConnection, type ApprovalRule, type BundleConnection, type KubernetesObjectLike, type MaskingPolicy, type PodIdentity, type RefusedConnection, type SidecarBundle } from '@airlock/api';
 import { canonicalJson } from '../canonical.ts';
 import { judgeConnectionPolicies, selectingPolicies, type BundleResult } from '../compile.ts';
 import { credentialsCondition, keyNeeds } from '../status/connection.ts';
@@ -35,15 +35,10 @@ export interface NamespaceContents {
   secret(name: string): SecretLike | undefined;
 }
 
-export interface OmittedConnection {
-  readonly name: string;
-  readonly reason: 'CredentialsNotResolved' | 'PolicyNotCompiled';
-  readonly message: string;
-}
-
 export interface AssembledBundle {
   readonly bundle: SidecarBundle;
-  readonly omitted: readonly OmittedConnection[];
+  /** granted connections left out of `connections` (the bundle's `refused`) */
+  readonly omitted: readonly RefusedConnection[];
 }
 
 /** judging a bundle compiles RE2 patterns: remembered by the input's text */
@@ -80,7 +75,7 @@ export function digestOf(value: unknown): string {
 
 export function assembleBundle(pod: PodIdentity, contents: NamespaceContents, judge: Judge = judgeConnectionPolicies): AssembledBundle {
   const connections: BundleConnection[] = [];
-  const omitted: OmittedConnection[] = [];
+  const omitted: RefusedConnection[] = [];
   for (const connection of contents.connections) {
     const name = connection.metadata.name ?? '';
     const secretKeys = new Map<string, readonly string[]>();
@@ -93,13 +88,13 @@ export function assembleBundle(pod: PodIdentity, contents: NamespaceContents, ju
     }
     const credentials = credentialsCondition(connection, secretKeys);
     if (credentials.status !== 'True') {
-      omitted.push({ name, reason: 'CredentialsNotResolved', message: credentials.message });
+      omitted.push({ name, protocol: connection.spec.protocol, listenPort: listenPortOf(connection.spec), reason: 'CredentialsNotResolved', message: credentials.message });
       continue;
     }
     const selected = selectingPolicies(connection, contents.maskingPolicies, contents.approvalRules);
     const judged = judge(connection, selected.maskingPolicies, selected.approvalRules);
     if (!judged.ok) {
-      omitted.push({ name, reason: 'PolicyNotCompiled', message: judged.message });
+      omitted.push({ name, protocol: connection.spec.protocol, listenPort: listenPortOf(connection.spec), reason: 'PolicyNotCompiled', message: judged.message });
       continue;
     }
     connections.push({
@@ -113,7 +108,7 @@ export function assembleBundle(pod: PodIdentity, contents: NamespaceContents, ju
       digest: judged.digest,
     });
   }
-  const body = { apiVersion: 'airlock.dev/v1alpha1' as const, kind: 'SidecarBundle' as const, pod, connections };
+  const body = { apiVersion: 'airlock.dev/v1alpha1' as const, kind: 'SidecarBundle' as const, pod, connections, ...(omitted.length > 0 ? { refused: omitted } : {}) };
   return { bundle: { ...body, revision: digestOf(body) }, omitted };
 }
 

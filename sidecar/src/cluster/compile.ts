@@ -7,7 +7,7 @@
  * bundle: every statement or command is refused with the compile error (fail closed). One whose
  * upstream cannot be resolved (a Secret missing a key) cannot be served: new sessions are refused.
  */
-import { formatManifestError, parseManifests, type AgentConnection, type BundleConnection, type Manifest, type SidecarBundle } from '@airlock/api';
+import { formatManifestError, listenPortOf, parseManifests, type AgentConnection, type BundleConnection, type Manifest, type RefusedConnection, type SidecarBundle } from '@airlock/api';
 import { PolicyError, compileBundle } from '@airlock/policy';
 import { resolveUpstream } from '../config.ts';
 import { SidecarError } from '../errors.ts';
@@ -55,7 +55,7 @@ export function compileConnection(connection: BundleConnection, namespace: strin
     name: connection.name,
     namespace,
     protocol: spec.protocol,
-    listenPort: spec.listenPort ?? (spec.protocol === 'postgres' ? 15432 : 2222),
+    listenPort: listenPortOf(spec),
     claimName: spec.recording?.claimName,
     operatorDigest: connection.digest,
   };
@@ -82,6 +82,20 @@ export function compileConnection(connection: BundleConnection, namespace: strin
   }
 }
 
+/** A connection the operator cannot serve (`refused` of the bundle): listened for, every session turned away with the operator's reason. */
+export function refusedConnection(r: RefusedConnection, namespace: string): CompiledConnection {
+  return {
+    name: r.name,
+    namespace,
+    protocol: r.protocol,
+    listenPort: r.listenPort,
+    claimName: undefined,
+    operatorDigest: '',
+    enforcement: undefined,
+    error: `the Airlock operator cannot serve it (${r.reason}): ${r.message.replace(/\.$/, '')}`,
+  };
+}
+
 /** Every connection of the bundle, by name (those without an AgentConnection are left out and named in `skipped`). */
 export function compileSidecarBundle(bundle: SidecarBundle): { connections: ReadonlyMap<string, CompiledConnection>; skipped: readonly string[] } {
   const out = new Map<string, CompiledConnection>();
@@ -90,6 +104,9 @@ export function compileSidecarBundle(bundle: SidecarBundle): { connections: Read
     const compiled = compileConnection(c, bundle.pod.namespace, bundle.pod.serviceAccount);
     if (compiled === undefined) skipped.push(c.name);
     else out.set(c.name, compiled);
+  }
+  for (const r of bundle.refused ?? []) {
+    if (!out.has(r.name)) out.set(r.name, refusedConnection(r, bundle.pod.namespace));
   }
   return { connections: out, skipped };
 }

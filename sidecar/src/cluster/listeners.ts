@@ -17,17 +17,26 @@ export class SwappablePolicy implements PolicySource {
   readonly connection: { readonly name: string; readonly namespace: string };
   #current: Enforcement | undefined;
 
-  constructor(connection: { name: string; namespace: string }, initial: Enforcement | undefined) {
+  constructor(connection: { name: string; namespace: string }, initial: Enforcement | undefined, refusal?: string) {
     this.connection = connection;
     this.#current = initial;
+    this.#refusal = refusal;
   }
+
+  #refusal: string | undefined;
 
   current(): Enforcement | undefined {
     return this.#current;
   }
 
-  set(e: Enforcement | undefined): void {
+  refusal(): string | undefined {
+    return this.#refusal;
+  }
+
+  /** `refusal`: why the connection cannot be served, when `e` is undefined */
+  set(e: Enforcement | undefined, refusal?: string): void {
     this.#current = e;
+    this.#refusal = refusal;
   }
 }
 
@@ -116,13 +125,13 @@ export class ListenerSet {
       const l = this.#listeners.get(name);
       const w = wanted.get(name);
       if (l === undefined || w === undefined) continue;
-      l.policy.set(enforcementOf(w.compiled, l.policy.current()));
+      l.policy.set(enforcementOf(w.compiled, l.policy.current()), w.compiled.error);
     }
     for (const name of plan.start) {
       const w = wanted.get(name);
       const spec = specs.get(name);
       if (w === undefined || spec === undefined) continue;
-      const policy = new SwappablePolicy({ name, namespace: w.compiled.namespace }, enforcementOf(w.compiled, previous.get(name)));
+      const policy = new SwappablePolicy({ name, namespace: w.compiled.namespace }, enforcementOf(w.compiled, previous.get(name)), w.compiled.error);
       try {
         const start = await this.#deps.loadProxy(spec.protocol);
         const proxy = await start({

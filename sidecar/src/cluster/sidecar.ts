@@ -14,7 +14,7 @@ import { loadSqlParser } from '@airlock/policy';
 import type { Logger } from '../log.ts';
 import { ClusterApprovals } from './approvals.ts';
 import type { ControlClient } from './client.ts';
-import { compileConnection, type CompiledConnection } from './compile.ts';
+import { compileConnection, refusedConnection, type CompiledConnection } from './compile.ts';
 import { AgentIdentity } from './identity.ts';
 import { ListenerSet, type StartProxy, type WantedConnection } from './listeners.ts';
 import { ReportBuffer, ReportSender, SessionReporter } from './reports.ts';
@@ -226,6 +226,12 @@ export class ClusterSidecar {
       claims.set(bc.name, c.claimName);
       this.#podDir = join(pod.namespace, pod.name);
       wanted.set(bc.name, { compiled: c, recordingsDir: recordingsDirOf(this.#o.recordingsRoot, c.claimName) });
+    }
+    for (const r of bundle.refused ?? []) {
+      if (wanted.has(r.name)) continue;
+      const c = refusedConnection(r, pod.namespace);
+      log.error('connection refused: the operator cannot serve it', { connection: r.name, reason: r.reason, error: r.message });
+      wanted.set(r.name, { compiled: c, recordingsDir: recordingsDirOf(this.#o.recordingsRoot, undefined) });
     }
     this.#compiled = compiled;
     // claims of connections removed stay known: their sessions' end reports still come

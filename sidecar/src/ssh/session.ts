@@ -5,10 +5,11 @@
  * its setup overlaps the agent's), with the Secret's credentials and the pinned host key; a
  * failure is recorded and every channel is then refused with its message.
  */
-import type { Client, ClientInfo, Connection } from 'ssh2';
+import type { Client, ClientInfo, Connection, ServerChannel } from 'ssh2';
 import { Enforcer } from '../enforce/enforcer.ts';
 import { noPolicyMessage, policyOf, type ProxyOptions, type SessionOptions } from '../proxy.ts';
 import { SidecarError } from '../errors.ts';
+import { sshReply } from '../replies.ts';
 import type { SessionContext } from './context.ts';
 import { handleSession } from './channel.ts';
 import { onDirectTcpip, onGlobalRequest, onUpstreamTcpConnection, refuse } from './forward.ts';
@@ -29,15 +30,53 @@ function destroySocket(conn: Connection): void {
   else conn.end();
 }
 
-/** The agent is turned away before anything is recorded: nothing is enforced for the connection now. */
+/**
+ * Nothing is enforced for the connection now: the agent is let in (as always, see the module
+ * comment) and every command or shell it asks for gets the reason on stderr and exit status 126,
+ * like any refused command; subsystems (sftp) and forwarding are refused. Nothing is recorded:
+ * nothing reaches a target.
+ */
 function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): SessionHandle {
   proxy.log.warn('connection refused', { error: message });
+  const reply = sshReply(new SidecarError('PolicyUnavailable', message));
   let resolveClosed: () => void = () => undefined;
   const closed = new Promise<void>((r) => {
     resolveClosed = r;
   });
   conn.on('authentication', (auth) => {
-    auth.reject();
+    auth.accept();
+  });
+  conn.on('session', (accept) => {
+    const session = accept();
+    const turnAway = (channel: ServerChannel): void => {
+      channel.stderr.write(reply.stderr);
+      channel.exit(reply.exitStatus);
+      channel.end();
+    };
+    session.on('pty', (ok) => {
+      ok();
+    });
+    session.on('env', (ok) => {
+      ok();
+    });
+    session.on('window-change', (ok) => {
+      ok();
+    });
+    session.on('exec', (ok) => {
+      turnAway(ok());
+    });
+    session.on('shell', (ok) => {
+      turnAway(ok());
+    });
+    session.on('subsystem', (_ok, no) => {
+      no();
+    });
+  });
+  conn.on('tcpip', (_accept, reject) => {
+    reject();
+  });
+  conn.on('request', (_accept, reject) => {
+    reject?.();
   });
   conn.on('error', () => {
     destroySocket(conn);

@@ -14,11 +14,12 @@ import {
   SIDECAR_TOKEN_DIR,
   SIDECAR_UID,
   STATE_MOUNT,
+  listenPortOf,
   type AgentConnection,
   type CaptureMode,
 } from '@airlock/api';
 import { captureArgs } from '../capture/plan.ts';
-import { connectionName, listenPortOf } from './select.ts';
+import { connectionName } from './select.ts';
 
 export interface InjectionSettings {
   readonly image: string;
@@ -135,7 +136,7 @@ function sidecarContainer(settings: InjectionSettings, recordingMounts: readonly
 }
 
 function captureContainer(settings: InjectionSettings, connections: readonly AgentConnection[], backendPorts: ReadonlyMap<string, readonly number[]>): Container {
-  const targets = connections.map((c) => ({ connection: connectionName(c), host: c.spec.target.host, port: c.spec.target.port, listenPort: listenPortOf(c) }));
+  const targets = connections.map((c) => ({ connection: connectionName(c), host: c.spec.target.host, port: c.spec.target.port, listenPort: listenPortOf(c.spec) }));
   const targetPorts = new Set(targets.map((t) => t.port));
   const rejects = targets.flatMap((t) => (backendPorts.get(t.connection) ?? []).filter((p) => !targetPorts.has(p)).map((port) => ({ connection: t.connection, port })));
   return {
@@ -161,7 +162,7 @@ function explicitEnv(connections: readonly AgentConnection[], warnings: string[]
   const env: EnvVar[][] = [];
   const postgres = connections.filter((c) => c.spec.protocol === 'postgres');
   if (postgres.length === 1 && postgres[0] !== undefined) {
-    env.push([{ name: 'PGHOST', value: '127.0.0.1' }, { name: 'PGPORT', value: String(listenPortOf(postgres[0])) }]);
+    env.push([{ name: 'PGHOST', value: '127.0.0.1' }, { name: 'PGPORT', value: String(listenPortOf(postgres[0].spec)) }]);
   } else if (postgres.length > 1) {
     warnings.push(`capture explicit: ${postgres.length} postgres connections (${postgres.map(connectionName).join(', ')}), so PGHOST/PGPORT are not set; use each connection's ${envPrefix('<name>')}_HOST and _PORT`);
   }
@@ -174,7 +175,7 @@ function explicitEnv(connections: readonly AgentConnection[], warnings: string[]
       continue;
     }
     seen.set(prefix, connectionName(c));
-    env.push([{ name: `${prefix}_HOST`, value: '127.0.0.1' }, { name: `${prefix}_PORT`, value: String(listenPortOf(c)) }]);
+    env.push([{ name: `${prefix}_HOST`, value: '127.0.0.1' }, { name: `${prefix}_PORT`, value: String(listenPortOf(c.spec)) }]);
     if (c.spec.protocol === 'ssh') warnings.push(`capture explicit: ssh AgentConnection ${connectionName(c)}: no ssh config is written; the agent connects with ssh -p $${prefix}_PORT <user>@$${prefix}_HOST`);
   }
   return env;

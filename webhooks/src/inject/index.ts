@@ -5,13 +5,13 @@
  */
 import type { Operation } from 'fast-json-patch';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { AGENT_TRUST, CAPTURE_ANNOTATION, COMPONENT_LABEL, COMPONENT_VALUE, SIDECAR_HEALTH_PORT, type AgentConnection, type CaptureMode } from '@airlock/api';
+import { AGENT_TRUST, CAPTURE_ANNOTATION, COMPONENT_LABEL, COMPONENT_VALUE, SIDECAR_HEALTH_PORT, listenPortOf, type AgentConnection, type CaptureMode } from '@airlock/api';
 import { isIPv6 } from '../capture/plan.ts';
 import { bypassViolations, denyMessage, setuidCapable, type Violation } from './bypass.ts';
 import { agentTrustPatch, buildParts, type InjectionSettings } from './build.ts';
 import { verifiedOwnParts } from './conform.ts';
 import { envConflicts, injectionPatch } from './patch.ts';
-import { connectionName, listenPortOf, optedIn, selectConnections } from './select.ts';
+import { connectionName, optedIn, selectConnections } from './select.ts';
 
 export { optedIn } from './select.ts';
 export type { InjectionSettings } from './build.ts';
@@ -52,7 +52,7 @@ function portConflicts(connections: readonly AgentConnection[]): string[] {
   const out: string[] = [];
   const seen = new Map<number, string>();
   for (const c of connections) {
-    const port = listenPortOf(c);
+    const port = listenPortOf(c.spec);
     const other = seen.get(port);
     if (port === SIDECAR_HEALTH_PORT) out.push(`AgentConnection ${connectionName(c)} spec.listenPort: ${port} is the sidecar's health port`);
     else if (other !== undefined) out.push(`AgentConnection ${connectionName(c)} spec.listenPort: ${port} is also the listen port of AgentConnection ${other}, and both select this pod; give one of them another spec.listenPort`);
@@ -67,9 +67,9 @@ function captureWarnings(connections: readonly AgentConnection[]): string[] {
   for (const c of connections) {
     const key = `${c.spec.target.host.toLowerCase()}:${c.spec.target.port}`;
     const other = targets.get(key);
-    if (other !== undefined) out.push(`AgentConnection ${connectionName(c)} has the same target as ${other} (${key}): transparent capture sends it to ${other}; the agent reaches ${connectionName(c)} only at 127.0.0.1:${listenPortOf(c)}`);
+    if (other !== undefined) out.push(`AgentConnection ${connectionName(c)} has the same target as ${other} (${key}): transparent capture sends it to ${other}; the agent reaches ${connectionName(c)} only at 127.0.0.1:${listenPortOf(c.spec)}`);
     else targets.set(key, connectionName(c));
-    if (isIPv6(c.spec.target.host)) out.push(`AgentConnection ${connectionName(c)}: target ${c.spec.target.host} is an IPv6 address; the sidecar listens on IPv4 loopback only, so the agent reaches it only at 127.0.0.1:${listenPortOf(c)}`);
+    if (isIPv6(c.spec.target.host)) out.push(`AgentConnection ${connectionName(c)}: target ${c.spec.target.host} is an IPv6 address; the sidecar listens on IPv4 loopback only, so the agent reaches it only at 127.0.0.1:${listenPortOf(c.spec)}`);
   }
   const ports = new Map<number, string[]>();
   for (const c of connections) ports.set(c.spec.target.port, [...(ports.get(c.spec.target.port) ?? []), connectionName(c)]);

@@ -39,7 +39,3 @@ export function selectConnections(connections: readonly AgentConnection[], pod: 
 export function connectionName(c: AgentConnection): string {
   return c.metadata.name ?? '';
 }
-
-export function listenPortOf(c: AgentConnection): number {
-  return c.spec.listenPort ?? (c.spec.protocol === 'postgres' ? 15432 : 2222);
-}
