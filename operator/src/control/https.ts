@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'winston';
-import type { Clock } from '@airlock/kube';
+import { closeGracefully, listen, type Clock } from '@airlock/kube';
 
 export interface TlsMaterial {
   /** PEM: the serving certificate (and its chain) */
@@ -39,27 +39,12 @@ export class ControlServer {
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listen(this.#server, host, port);
   }
 
+  /** long polls were woken before close; anything left is cut after a grace period */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => {
-        resolve();
-      });
-      this.#server.closeIdleConnections();
-      // long polls were woken before close; anything left is cut after a grace period
-      const timer = setTimeout(() => {
-        this.#server.closeAllConnections();
-      }, 2000);
-      timer.unref();
-    });
+    return closeGracefully(this.#server, 2000);
   }
 }
 
