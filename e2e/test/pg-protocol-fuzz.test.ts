@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { recordingText } from '@airlock/sidecar';
+import { recordingText } from '@airlock/api';
 import { startPostgres, type Postgres } from '../src/postgres.ts';
 import { manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { RawClient, serialize } from '../src/pgwire.ts';

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { startPostgres, type Postgres } from '../src/postgres.ts';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { RawClient, serialize } from '../src/pgwire.ts';
-import { recordingText } from '@airlock/sidecar';
+import { recordingText } from '@airlock/api';
 
 const CARD = '4111111111111111';
 const CARD2 = '5500000000000004';

@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordingWriter, seal } from '@airlock/sidecar';
+import { seal } from '@airlock/api';
+import { RecordingWriter } from '@airlock/sidecar';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
 import { AIRLOCK_BIN } from '../src/sidecar.ts';
 

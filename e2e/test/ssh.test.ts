@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2, { type ClientChannel, type SFTPWrapper } from 'ssh2';
-import { recordingText } from '@airlock/sidecar';
+import { recordingText } from '@airlock/api';
 import { freePort } from '../src/postgres.ts';
 import { AIRLOCK_BIN, manifestDir, startSidecar, type SidecarProcess } from '../src/sidecar.ts';
 import { SSH_CLIENT_OPTIONS, sshClient, startSshd, type Sshd } from '../src/sshd.ts';

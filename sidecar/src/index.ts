@@ -4,7 +4,6 @@ import type { ProxyOptions, RunningProxy } from './proxy.ts';
 export { FrontendParser, DEFAULT_LIMITS, type FrontendLimits, type FrontendMessage, type Framed } from './pg/frontend.ts';
 export * as backend from './pg/backend.ts';
 export { ProtocolError } from './pg/errors.ts';
-export { GENESIS, recordingText, seal, verifyRecording, type RecordBody, type SealedRecord, type VerifyOptions, type VerifyResult } from './record/chain.ts';
 export { RecordingWriter, RecorderError, type RecordingWriterOptions } from './record/writer.ts';
 export { SidecarError, type SidecarErrorCode } from './errors.ts';
 export { pgReply, sshReply, SSH_REFUSED_STATUS, type PgReply, type SshReply } from './replies.ts';
@@ -43,7 +42,7 @@ export async function startPgProxy(options: ProxyOptions): Promise<RunningProxy>
 export async function startSshProxy(options: ProxyOptions): Promise<RunningProxy> {
   return (await loadProxy('ssh'))(options);
 }
-export { AsciicastWriter, castEventLine, castHeaderLine, verifyCast, type CastCheckpoint, type CastHeader, type CastVerifyResult } from './record/asciicast.ts';
+export { AsciicastWriter, castEventLine, castHeaderLine, type CastHeader } from './record/asciicast.ts';
 export { LineEditor, type EditorSegment, type EnterSegment, type DataSegment } from './ssh/line-editor.ts';
 export { sha256Fingerprint, normalizeFingerprint, isPinned } from './ssh/fingerprint.ts';
 export { ClusterSidecar, recordingsDirOf, BUNDLE_WAIT_SECONDS, type ClusterSidecarOptions } from './cluster/sidecar.ts';

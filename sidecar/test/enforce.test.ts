@@ -13,7 +13,7 @@ import { Enforcer, type EnforceRecorder } from '../src/enforce/enforcer.ts';
 import { resolveUpstream } from '../src/config.ts';
 import { SidecarError } from '../src/errors.ts';
 import type { Enforcement, PolicySource } from '../src/proxy.ts';
-import type { RecordBody } from '../src/record/chain.ts';
+import type { RecordBody } from '@airlock/api';
 import { RecorderError } from '../src/record/writer.ts';
 
 before(async () => {

@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { AsciicastWriter, castEventLine, castHeaderLine, verifyCast } from '../src/record/asciicast.ts';
+import { verifyCast } from '@airlock/api';
+import { AsciicastWriter, castEventLine, castHeaderLine } from '../src/record/asciicast.ts';
 
 /** The event line as asciicast.ts wrote it before the parts were written separately. */
 const reference = (seconds: number, code: string, data: string): string =>

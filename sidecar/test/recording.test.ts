@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
-import { GENESIS, recordingText, seal, verifyRecording } from '../src/record/chain.ts';
+import { GENESIS, recordingText, seal, verifyRecording } from '@airlock/api';
 import { RecordingWriter, RecorderError } from '../src/record/writer.ts';
 
 function recording(): { path: string; text: string; head: string } {

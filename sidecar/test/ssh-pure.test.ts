@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { AsciicastWriter, castEventLine, castHeaderLine, verifyCast } from '../src/record/asciicast.ts';
+import { verifyCast } from '@airlock/api';
+import { AsciicastWriter, castEventLine, castHeaderLine } from '../src/record/asciicast.ts';
 import { OutputDecoder, encodeOutput } from '../src/ssh/codec.ts';
 import { isPinned, normalizeFingerprint, sha256Fingerprint } from '../src/ssh/fingerprint.ts';
 

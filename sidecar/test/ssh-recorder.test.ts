@@ -7,7 +7,8 @@ import { readFileSync, readdirSync, readlinkSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AsciicastWriter, castEventLine, castHeaderLine, verifyCast } from '../src/record/asciicast.ts';
+import { verifyCast } from '@airlock/api';
+import { AsciicastWriter, castEventLine, castHeaderLine } from '../src/record/asciicast.ts';
 import { silentLogger } from '../src/log.ts';
 import { SessionRecorder } from '../src/ssh/recorder.ts';
 

@@ -1,8 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { recordingText, verifyCast, verifyRecording, type CastCheckpoint } from '@airlock/sidecar';
-import { GROUP, VERSION, type AgentSession } from '@airlock/api';
+import { GROUP, VERSION, recordingText, verifyCast, verifyRecording, type AgentSession, type CastCheckpoint } from '@airlock/api';
 import { contextNamespace, kubeFromConfig, loadKubeConfig } from '@airlock/operator';
 import { CliError } from '../errors.ts';
 import type { CliIO } from '../io.ts';

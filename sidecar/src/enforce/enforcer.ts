@@ -14,7 +14,7 @@ import type { ApprovalOutcome, ApprovalPort, PendingApproval } from '../approval
 import { SidecarError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { noPolicyMessage, type Enforcement, type PolicySource } from '../proxy.ts';
-import type { RecordBody } from '../record/chain.ts';
+import type { RecordBody } from '@airlock/api';
 import { outcomeRecord, outcomeRefusal, pendingRecord, ticketFor, unavailableRecord, unavailableRefusal, type HeldCommand, type Requester, type Subject } from './approval.ts';
 
 /** What both protocols' recorders offer (ssh/recorder.ts SessionRecorder; the PostgreSQL session's adapter). */

@@ -7,7 +7,7 @@
  */
 import type { EnforceRecorder } from '../enforce/enforcer.ts';
 import type { Logger } from '../log.ts';
-import type { RecordBody } from '../record/chain.ts';
+import type { RecordBody } from '@airlock/api';
 import { sessionFiles } from '../record/files.ts';
 import { RecorderError, RecordingWriter } from '../record/writer.ts';
 

@@ -14,7 +14,7 @@
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { openMappedFile, type MappedFile } from '@airlock/native';
-import { GENESIS, bodyJson, sealJson, type RecordBody } from './chain.ts';
+import { GENESIS, bodyJson, sealJson, type RecordBody } from '@airlock/api';
 
 // The ISO time of the current millisecond, made once per millisecond (records come in bursts).
 let clockMs = -1;

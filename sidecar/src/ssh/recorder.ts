@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import { AsciicastWriter, type CastHeader } from '../record/asciicast.ts';
 import { sessionFiles } from '../record/files.ts';
 import { RecorderError, RecordingWriter } from '../record/writer.ts';
-import type { RecordBody } from '../record/chain.ts';
+import type { RecordBody } from '@airlock/api';
 import type { Logger } from '../log.ts';
 
 /** Output bytes after which a live cast gets a checkpoint record. */
