@@ -281,7 +281,8 @@ describe('airlock sidecar --cluster', () => {
     const refused = await until('the ledger listener to answer', async () => Promise.resolve(psql()), (r) => !/Connection refused/.test(r.stderr), 20_000);
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /FATAL: {2}airlock: no policy is loaded for connection ledger \(the Airlock operator cannot serve it \(CredentialsNotResolved\): Secret "ledger-credentials" named by spec.credentialsSecretRef does not exist in namespace "agents"\): the connection is refused/);
-    const ssh = await sshClient(jumpPort, ['uname']);
+    // the two connections may reach the sidecar in two bundles
+    const ssh = await until('the jump listener to answer', () => sshClient(jumpPort, ['uname']), (r) => !/Connection refused/.test(r.stderr), 20_000);
     assert.equal(ssh.code, 126, ssh.stderr);
     assert.match(ssh.stderr, /airlock: no policy is loaded for connection jump \(the Airlock operator cannot serve it \(CredentialsNotResolved\): Secret "jump-credentials"/);
     assert.equal(ssh.stdout, '');

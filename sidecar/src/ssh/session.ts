@@ -46,6 +46,10 @@ function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): Sess
   conn.on('authentication', (auth) => {
     auth.accept();
   });
+  // a request sent without want-reply (OpenSSH's env, window-change) comes with no accept or reject
+  const answer = (fn: (() => void) | undefined): void => {
+    fn?.();
+  };
   conn.on('session', (accept) => {
     const session = accept();
     const turnAway = (channel: ServerChannel): void => {
@@ -54,13 +58,13 @@ function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): Sess
       channel.end();
     };
     session.on('pty', (ok) => {
-      ok();
+      answer(ok);
     });
     session.on('env', (ok) => {
-      ok();
+      answer(ok);
     });
     session.on('window-change', (ok) => {
-      ok();
+      answer(ok);
     });
     session.on('exec', (ok) => {
       turnAway(ok());
@@ -69,7 +73,7 @@ function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): Sess
       turnAway(ok());
     });
     session.on('subsystem', (_ok, no) => {
-      no();
+      answer(no);
     });
   });
   conn.on('tcpip', (_accept, reject) => {
