@@ -22,6 +22,7 @@ import {
   sessionName,
   silentLogger,
   type ListenerSpec,
+  type PolicySource,
 } from '@airlock/sidecar';
 
 const spec = (port: number, protocol: 'postgres' | 'ssh' = 'postgres', dir = '/rec/default/ns/pod'): ListenerSpec => ({ protocol, listenPort: port, recordingsDir: dir });
@@ -242,11 +243,12 @@ test('report sender: a restart delivers what an earlier run buffered, oldest fir
   await sender.stop();
 });
 
-test('a connection with nothing to enforce is refused at startup with a clear message (the real proxy, a real client)', async () => {
+/** What a real client meets when it connects to the real proxy serving `policy`. */
+async function startupRefusal(policy: PolicySource): Promise<Error & { code?: string }> {
   const { startPgProxy, LocalApprovals } = await import('@airlock/sidecar');
   const pg = (await import('pg')).default;
   const proxy = await startPgProxy({
-    policy: { connection: { name: 'orders', namespace: 'agents' }, current: () => undefined },
+    policy,
     listen: { host: '127.0.0.1', port: 0 },
     recordingsDir: mkdtempSync(join(tmpdir(), 'airlock-rec-')),
     approvals: new LocalApprovals({ stateDir: mkdtempSync(join(tmpdir(), 'airlock-state-')) }),
@@ -254,30 +256,21 @@ test('a connection with nothing to enforce is refused at startup with a clear me
   });
   try {
     const c = new pg.Client({ host: '127.0.0.1', port: proxy.port, user: 'x', password: 'y', database: 'z' });
-    await assert.rejects(c.connect(), (err: Error & { code?: string }) => {
-      assert.equal(err.code, '42501');
-      assert.match(err.message, /no policy is loaded for connection orders: the connection is refused/);
-      return true;
-    });
+    return await c.connect().then(
+      () => assert.fail('the connection was accepted'),
+      (err: unknown) => err as Error & { code?: string },
+    );
   } finally {
     await proxy.close();
   }
+}
+
+test('a connection with nothing to enforce is refused at startup with a clear message (the real proxy, a real client)', async () => {
+  const bare = await startupRefusal({ connection: { name: 'orders', namespace: 'agents' }, current: () => undefined });
+  assert.equal(bare.code, '42501');
+  assert.match(bare.message, /no policy is loaded for connection orders: the connection is refused/);
   // the source knows why (the operator's reason): the agent is told
-  const told = await startPgProxy({
-    policy: { connection: { name: 'orders', namespace: 'agents' }, current: () => undefined, refusal: () => 'Secret "orders" does not exist' },
-    listen: { host: '127.0.0.1', port: 0 },
-    recordingsDir: mkdtempSync(join(tmpdir(), 'airlock-rec-')),
-    approvals: new LocalApprovals({ stateDir: mkdtempSync(join(tmpdir(), 'airlock-state-')) }),
-    log: silentLogger(),
-  });
-  try {
-    const c = new pg.Client({ host: '127.0.0.1', port: told.port, user: 'x', password: 'y', database: 'z' });
-    await assert.rejects(c.connect(), (err: Error & { code?: string }) => {
-      assert.equal(err.code, '42501');
-      assert.equal(err.message, 'airlock: no policy is loaded for connection orders (Secret "orders" does not exist): the connection is refused');
-      return true;
-    });
-  } finally {
-    await told.close();
-  }
+  const told = await startupRefusal({ connection: { name: 'orders', namespace: 'agents' }, current: () => undefined, refusal: () => 'Secret "orders" does not exist' });
+  assert.equal(told.code, '42501');
+  assert.equal(told.message, 'airlock: no policy is loaded for connection orders (Secret "orders" does not exist): the connection is refused');
 });

@@ -21,7 +21,7 @@ function modesOf(info: PseudoTtyInfo): { modes?: PseudoTtyInfo['modes'] } {
 }
 
 /** ssh2 passes no accept/reject when the client wants no reply, whatever its types say. */
-function reply(fn: (() => void) | undefined): void {
+export function reply(fn: (() => void) | undefined): void {
   fn?.();
 }
 

@@ -11,7 +11,7 @@ import { noPolicyMessage, policyOf, type ProxyOptions, type SessionOptions } fro
 import { SidecarError } from '../errors.ts';
 import { sshReply } from '../replies.ts';
 import type { SessionContext } from './context.ts';
-import { handleSession } from './channel.ts';
+import { handleSession, reply as answer } from './channel.ts';
 import { onDirectTcpip, onGlobalRequest, onUpstreamTcpConnection, refuse } from './forward.ts';
 import { SessionRecorder } from './recorder.ts';
 import { connectUpstream } from './upstream.ts';
@@ -46,10 +46,6 @@ function refuseAll(proxy: ProxyOptions, conn: Connection, message: string): Sess
   conn.on('authentication', (auth) => {
     auth.accept();
   });
-  // a request sent without want-reply (OpenSSH's env, window-change) comes with no accept or reject
-  const answer = (fn: (() => void) | undefined): void => {
-    fn?.();
-  };
   conn.on('session', (accept) => {
     const session = accept();
     const turnAway = (channel: ServerChannel): void => {
