@@ -1,7 +1,7 @@
 /**
  * Validation of Airlock objects with the same schema the API server enforces: the structural
- * schema through ajv (unknown fields rejected, as `kubectl apply` does with strict field
- * validation), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
+ * schema through ajv, compiled when the files are generated (unknown fields rejected, as
+ * `kubectl apply` does with strict field validation; api/scripts/validators.ts), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
  * Transition rules (those reading `oldSelf`) are checked only when an old object is given.
  *
  * Defaults: validation first applies the schema's defaults to the object, in place, exactly as
@@ -14,8 +14,7 @@
  * stays no `tls`). The CEL rules see the defaulted object, as on the server.
  */
 import { createRequire } from 'node:module';
-import type * as AjvModule from 'ajv';
-import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type * as CelModule from '@marcbachmann/cel-js';
 import { API_VERSION, KINDS, type KindDefinition } from './schema/kinds.ts';
 import { objectSchema } from './schema/crd.ts';
@@ -27,54 +26,25 @@ export interface FieldError {
   readonly message: string;
 }
 
-const KUBERNETES_KEYWORDS = [
-  'x-kubernetes-validations',
-  'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys',
-  'x-kubernetes-map-type',
-  'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-int-or-string',
-  'x-kubernetes-embedded-resource',
-];
-
-/** The schema ajv checks: the CRD schema, closed to unknown fields like strict field validation. */
-function closed(schema: Schema): Schema {
-  const out: Record<string, unknown> = { ...schema };
-  if (schema.properties !== undefined) {
-    const props: Record<string, Schema> = {};
-    for (const [name, child] of Object.entries(schema.properties)) props[name] = closed(child);
-    out['properties'] = props;
-    if (schema.additionalProperties === undefined && schema['x-kubernetes-preserve-unknown-fields'] !== true) {
-      out['additionalProperties'] = false;
-    }
-  }
-  if (schema.items !== undefined) out['items'] = closed(schema.items);
-  return out;
-}
-
 /**
- * ajv, ajv-formats and the CEL evaluator are loaded by the first airlockValidators() call, not
- * on import: the package is also imported for its vocabularies and schemas by code that never
- * validates (the policy engine, the sidecar's proxies), and loading them costs a process several
- * MiB of resident memory.
+ * The compiled validators (generated/validators.cjs, ajv's standalone code compiled from the
+ * schema source by api/scripts/validators.ts) and the CEL evaluator are loaded by the first
+ * airlockValidators() call, not on import: the package is also imported for its vocabularies and
+ * schemas by code that never validates (the policy engine, the sidecar's proxies).
  */
 const load = createRequire(import.meta.url);
 
-interface Libraries {
-  readonly Ajv: typeof AjvModule.Ajv;
-  readonly addFormats: (ajv: Ajv, formats: string[]) => Ajv;
-  readonly parseCel: typeof CelModule.parse;
+type CompiledValidators = Readonly<Partial<Record<string, ValidateFunction>>>;
+
+function compiledValidators(): CompiledValidators {
+  return load('./generated/validators.cjs') as CompiledValidators;
 }
 
-let libraries: Libraries | undefined;
+let parseCel: typeof CelModule.parse | undefined;
 
-function libs(): Libraries {
-  libraries ??= {
-    Ajv: (load('ajv') as typeof AjvModule).Ajv,
-    addFormats: load('ajv-formats') as (ajv: Ajv, formats: string[]) => Ajv,
-    parseCel: (load('@marcbachmann/cel-js') as typeof CelModule).parse,
-  };
-  return libraries;
+function celParser(): typeof CelModule.parse {
+  parseCel ??= (load('@marcbachmann/cel-js') as typeof CelModule).parse;
+  return parseCel;
 }
 
 function segment(key: string): string {
@@ -155,7 +125,7 @@ const ruleCache = new Map<string, CompiledRule['evaluate']>();
 function compileRule(rule: ValidationRule): CompiledRule {
   let evaluate = ruleCache.get(rule.rule);
   if (evaluate === undefined) {
-    evaluate = libs().parseCel(rule.rule);
+    evaluate = celParser()(rule.rule);
     ruleCache.set(rule.rule, evaluate);
   }
   return { ...rule, evaluate, transition: /\boldSelf\b/.test(rule.rule) };
@@ -243,9 +213,8 @@ function metadataErrors(object: Record<string, unknown>): FieldError[] {
   return [];
 }
 
-function makeValidator(ajv: Ajv, def: KindDefinition): Validator {
+function makeValidator(def: KindDefinition, check: ValidateFunction): Validator {
   const schema = objectSchema(def);
-  const check: ValidateFunction = ajv.compile(closed(schema));
   return {
     kind: def,
     validate(object: unknown, oldObject?: unknown): FieldError[] {
@@ -263,23 +232,24 @@ function makeValidator(ajv: Ajv, def: KindDefinition): Validator {
 
 let validators: Map<string, Validator> | undefined;
 
-/** Validators of every Airlock kind, by kind name. Compiled once (until releaseValidators()). */
+/** Validators of every Airlock kind, by kind name. Loaded once (until releaseValidators()). */
 export function airlockValidators(): ReadonlyMap<string, Validator> {
   if (validators === undefined) {
-    const { Ajv, addFormats } = libs();
-    // useDefaults: missing properties of present objects get their schema default (see above)
-    const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, useDefaults: true });
-    ajv.addVocabulary(KUBERNETES_KEYWORDS);
-    addFormats(ajv, ['date-time']);
-    validators = new Map(KINDS.map((def) => [def.kind, makeValidator(ajv, def)]));
+    const compiled = compiledValidators();
+    validators = new Map(
+      KINDS.map((def) => {
+        const check = compiled[def.kind];
+        if (check === undefined) throw new Error(`api/src/generated/validators.cjs has no validator for ${def.kind}: run \`make generate\``);
+        return [def.kind, makeValidator(def, check)];
+      }),
+    );
   }
   return validators;
 }
 
 /**
- * Drops the compiled validators (and compiled CEL rules), so that a long-running process that
- * validated its manifests at start does not keep them; the next airlockValidators() compiles
- * them again.
+ * Drops the validators (and compiled CEL rules), so that a long-running process that validated
+ * its manifests at start does not keep them; the next airlockValidators() makes them again.
  */
 export function releaseValidators(): void {
   validators = undefined;

@@ -6,23 +6,30 @@ import { airlockValidators, releaseValidators } from '@airlock/api';
 
 const root = join(import.meta.dirname, '..', '..');
 
-/** The CommonJS packages a fresh process has loaded after running `code` (an ES module). */
-function loadedPackages(code: string): string[] {
+/** The CommonJS files a fresh process has loaded after running `code` (an ES module), as paths from node_modules on. */
+function loadedFiles(code: string): string[] {
   const probe = `${code}
 const { createRequire } = await import('node:module');
-const names = Object.keys(createRequire(import.meta.url).cache).map((f) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f)?.[1] ?? '');
-console.log(JSON.stringify([...new Set(names)].filter((n) => n !== '').sort()));`;
+console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache).map((f) => f.replace(/^.*?node_modules\\//, ''))));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: join(root, 'cli'), encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as string[];
 }
 
-test('what the PostgreSQL sidecar runs loads neither ssh2 nor the validators\' libraries', () => {
-  const loaded = loadedPackages(`await import('@airlock/api'); await import('@airlock/policy'); await import('@airlock/sidecar');`);
+/** The packages among loadedFiles(). */
+function packagesOf(files: readonly string[]): string[] {
+  return [...new Set(files.map((f) => /^((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1] ?? ''))].filter((n) => n !== '' && !n.startsWith('/')).sort();
+}
+
+test('what the PostgreSQL sidecar runs loads neither ssh2 nor the validators\' libraries; validating loads the compiled validators, never ajv\'s compiler', () => {
+  const loaded = packagesOf(loadedFiles(`await import('@airlock/api'); await import('@airlock/policy'); await import('@airlock/sidecar');`));
   assert.ok(loaded.includes('winston'), `the probe sees CommonJS packages loaded through import: ${loaded.join(', ')}`);
   for (const name of ['ssh2', 'ajv', 'ajv-formats']) assert.ok(!loaded.includes(name), `${name} loaded: ${loaded.join(', ')}`);
-  const validating = loadedPackages(`const api = await import('@airlock/api'); api.airlockValidators();`);
-  for (const name of ['ajv', 'ajv-formats']) assert.ok(validating.includes(name), `${name} not loaded by airlockValidators(): ${validating.join(', ')}`);
+  const validating = loadedFiles(`const api = await import('@airlock/api'); api.airlockValidators().get('AgentConnection')?.validate({});`);
+  assert.ok(validating.some((f) => f.endsWith('api/src/generated/validators.cjs')), `the compiled validators not loaded: ${validating.join(', ')}`);
+  assert.ok(validating.includes('ajv-formats/dist/formats.js'), `the date-time format not loaded: ${validating.join(', ')}`);
+  const compiler = validating.filter((f) => /^ajv(-formats)?\/(dist\/(core|ajv|compile|vocabularies)|dist\/index)/.test(f) || f.includes('ajv-formats/node_modules/'));
+  assert.deepEqual(compiler, [], 'ajv\'s compiler was loaded');
 });
 
 test('validators released after use are compiled again, and validate the same', () => {
