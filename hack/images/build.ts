@@ -23,6 +23,9 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import { SIDECAR_UID } from '../../api/src/cluster.ts';
+import { CompileCacheError, transpileCache } from './compile-cache.ts';
+import { AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR } from './entrypoint.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const HERE = import.meta.dirname;
@@ -35,6 +38,11 @@ const APT_HINT = 'apt-get update && apt-get install -y postgresql postgresql-cli
 const GZIP_LEVEL = 9;
 
 class BuildError extends Error {}
+
+/** the users the image's compile cache serves: the image's nonroot user (operator, webhooks), the
+ * injected sidecar and the capture init container (root) */
+const NONROOT_UID = 65532;
+const COMPILE_CACHE_UIDS = [NONROOT_UID, SIDECAR_UID, 0] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The file tree of one layer
@@ -511,7 +519,7 @@ function buildAirlock(ctx: BuildContext): ImageSpec {
   const runtime = baseTree();
   const node = stripped(workspaceNode(), ctx, '--strip-all');
   runtime.file('/nodejs/bin/node', node, { mode: 0o755 });
-  const nonroot: User = { name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot', shell: '/sbin/nologin' };
+  const nonroot: User = { name: 'nonroot', uid: NONROOT_UID, gid: NONROOT_UID, home: '/home/nonroot', shell: '/sbin/nologin' };
   addUsers(runtime, [nonroot], [{ name: 'nonroot', gid: 65532 }]);
   addCaCertificates(runtime);
 
@@ -539,6 +547,7 @@ function buildAirlock(ctx: BuildContext): ImageSpec {
   for (const [link, target] of [...links].sort(([a], [b]) => a.localeCompare(b))) {
     app.symlink(`/app/${link}`, path.posix.relative(path.posix.dirname(`/app/${link}`), `/app/${target}`));
   }
+  addCompileCache(app);
   const capture = iptablesTree();
   addSharedLibraries(runtime, [runtime, app, capture]);
 
@@ -553,18 +562,37 @@ function buildAirlock(ctx: BuildContext): ImageSpec {
     ],
     config: {
       User: '65532:65532',
-      Env: ['PATH=/nodejs/bin:/usr/bin:/bin', 'NODE_COMPILE_CACHE=/tmp/airlock-compile-cache'],
-      // --max-semi-space-size=8: V8 grows the young generation's semi-spaces up to 16 MiB each under a
-      // high allocation rate (a large result through the sidecar) and keeps them; 8 MiB bounds the
-      // sidecar's RSS under load with no measurable CPU cost (cli/bin/airlock gives the local sidecar
-      // the same). The old-generation cap the launcher adds is left out here: the operator's
-      // informer caches grow with the cluster.
-      Entrypoint: ['/nodejs/bin/node', '--disable-warning=ExperimentalWarning', '--liftoff-only', '--max-semi-space-size=8', '/app/cli/src/main.ts'],
+      Env: ['PATH=/nodejs/bin:/usr/bin:/bin', `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`, 'NODE_COMPILE_CACHE_PORTABLE=1'],
+      Entrypoint: ['/nodejs/bin/node', ...AIRLOCK_NODE_FLAGS, '/app/cli/src/main.ts'],
       Cmd: ['--help'],
       WorkingDir: '/app',
       Labels: labels('airlock', ctx.version, 'Airlock: the operator, the admission webhooks and the proxy sidecar (airlock operator | webhook | sidecar)'),
     },
   };
+}
+
+/**
+ * The workspace's TypeScript modules, stripped, in Node's compile cache at COMPILE_CACHE_DIR, for
+ * each of COMPILE_CACHE_UIDS (one directory, the others symlinks to it): see compile-cache.ts.
+ */
+function addCompileCache(app: Tree): void {
+  const sources: string[] = [];
+  for (const [p, e] of app.entries) {
+    if (e.kind !== 'file' || typeof e.source !== 'string' || !p.endsWith('.ts') || p.endsWith('.d.ts') || p.includes('/node_modules/')) continue;
+    if (e.source !== path.join(REPO, p.replace(/^app\//, ''))) throw new BuildError(`/${p} comes from ${e.source}, not from its place in the workspace: the compile cache would not match it`);
+    sources.push(e.source);
+  }
+  let cache;
+  try {
+    cache = transpileCache({ root: REPO, node: workspaceNode(), flags: AIRLOCK_NODE_FLAGS, sources: sources.sort() });
+  } catch (err) {
+    if (err instanceof CompileCacheError) throw new BuildError(err.message);
+    throw err;
+  }
+  const [owner, ...others] = COMPILE_CACHE_UIDS;
+  const dir = `${cache.tag}-${String(owner)}`;
+  for (const [name, contents] of cache.entries) app.file(`/app/${COMPILE_CACHE_DIR}/${dir}/${name}`, contents, { mode: 0o444 });
+  for (const uid of others) app.symlink(`/app/${COMPILE_CACHE_DIR}/${cache.tag}-${String(uid)}`, dir);
 }
 
 /** The iptables extensions the traffic-capture rules use (nat REDIRECT by destination and owner). */

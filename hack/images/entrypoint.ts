@@ -1,0 +1,17 @@
+/**
+ * How the airlock image starts Node, shared by the image build and the footprint benchmark (which
+ * starts the sidecar the same way).
+ */
+
+/**
+ * Node's flags in the image's entrypoint. --max-semi-space-size=8: V8 grows the young
+ * generation's semi-spaces up to 16 MiB each under a high allocation rate (a large result through
+ * the sidecar) and keeps them; 8 MiB bounds the sidecar's RSS under load with no measurable CPU
+ * cost (cli/bin/airlock gives the local sidecar the same). The old-generation cap the launcher
+ * adds is left out here: the operator's informer caches grow with the cluster. The shipped
+ * compile cache is built with the same flags (V8 tags its cache with them).
+ */
+export const AIRLOCK_NODE_FLAGS = ['--disable-warning=ExperimentalWarning', '--liftoff-only', '--max-semi-space-size=8'] as const;
+
+/** where the image keeps its compile cache (read-only), relative to the workspace at /app */
+export const COMPILE_CACHE_DIR = '.node-compile-cache';
