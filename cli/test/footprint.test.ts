@@ -32,6 +32,14 @@ test('what the PostgreSQL sidecar runs loads neither ssh2 nor the validators\' l
   assert.deepEqual(compiler, [], 'ajv\'s compiler was loaded');
 });
 
+test('the operator, the webhooks and an SSH-only sidecar load no SQL parser; loadSqlParser() loads it', () => {
+  const operator = packagesOf(loadedFiles(`await import('./src/commands/operator.ts'); await import('./src/commands/webhook.ts'); await import('@airlock/sidecar');`));
+  assert.ok(operator.includes('@kubernetes/client-node'), `the probe sees the operator's packages: ${operator.join(', ')}`);
+  assert.ok(!operator.includes('libpg-query'), `libpg-query loaded: ${operator.join(', ')}`);
+  const parsing = packagesOf(loadedFiles(`const policy = await import('@airlock/policy'); await policy.loadSqlParser(); policy.classifySql('select 1');`));
+  assert.ok(parsing.includes('libpg-query'), `libpg-query not loaded by loadSqlParser(): ${parsing.join(', ')}`);
+});
+
 test('validators released after use are compiled again, and validate the same', () => {
   const object = { apiVersion: 'airlock.dev/v1alpha1', kind: 'ApprovalRule', metadata: { name: 'r' }, spec: { rules: [{ name: 'x', action: 'Bogus' }] } };
   const before = airlockValidators().get('ApprovalRule')?.validate(object);

@@ -1,5 +1,6 @@
 export { PolicyError, type PolicyErrorCode } from './errors.ts';
-export { classifySql, lexingSetting, loadSqlParser, settingClass, type StatementInfo } from './sql/classify.ts';
+export { classifySql, lexingSetting, settingClass, type StatementInfo } from './sql/classify.ts';
+export { loadSqlParser } from './sql/parser.ts';
 export { compileBundle, parseDuration, type ApprovalSettings, type BundleOptions, type CompiledRule, type PolicyBundle } from './bundle.ts';
 export { SqlDecider, decideShell, decideStatements, type Decision } from './decide.ts';
 export { selectorMatches, type LabelSelector } from './selector.ts';

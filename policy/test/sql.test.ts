@@ -1,7 +1,8 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { classifySql, loadSqlParser } from '../src/sql/classify.ts';
+import { classifySql } from '../src/sql/classify.ts';
+import { loadSqlParser } from '../src/sql/parser.ts';
 
 before(async () => {
   await loadSqlParser();

@@ -1,13 +1,13 @@
 /**
  * SQL statement classification over the real PostgreSQL parse tree (libpg-query). Pure: the
- * parser is a WASM build of PostgreSQL's own grammar, loaded once by `loadSqlParser()`.
+ * parser is a WASM build of PostgreSQL's own grammar, loaded once by `loadSqlParser()` (parser.ts).
  *
  * `read` and `session` are allowlists: a statement is in them only when every node that could
  * have an effect is known. Anything unrecognised is `opaque`; unparsable text is `opaque`.
  */
-import { loadModule, parseSync, scanSync } from 'libpg-query';
 import type { SqlClass } from '@airlock/api';
 import { classifyFunction } from './functions.ts';
+import { parseSql, scanSql } from './parser.ts';
 
 export interface StatementInfo {
   /** The statement's own text (a slice of the query). */
@@ -46,14 +46,6 @@ export interface CopyOut {
   readonly header: boolean;
   readonly plain: boolean;
   readonly probe: string | undefined;
-}
-
-let loaded: Promise<void> | undefined;
-
-/** Loads the PostgreSQL parser (WASM). Idempotent; await it once before classifying. */
-export function loadSqlParser(): Promise<void> {
-  loaded ??= loadModule();
-  return loaded;
 }
 
 type Node = Readonly<Record<string, unknown>>;
@@ -401,7 +393,7 @@ function quoteIdent(name: string): string {
 function copyQueryText(text: string): string | undefined {
   let tokens;
   try {
-    tokens = scanSync(text).tokens.filter((t) => !t.tokenName.includes('COMMENT'));
+    tokens = scanSql(text).tokens.filter((t) => !t.tokenName.includes('COMMENT'));
   } catch {
     return undefined;
   }
@@ -728,7 +720,7 @@ export function classifySql(text: string, options: ClassifyOptions = {}): Statem
   if (text.trim() === '') return [];
   let parsed: { stmts?: unknown[] };
   try {
-    parsed = parseSync(text);
+    parsed = parseSql(text);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return [{ text, classes: new Set(['opaque']), tables: [], functions: [], known: false, literalSensitive: false, parseError: message, lexing: [] }];

@@ -20,7 +20,7 @@
  * not put values in them: their columns are in `reads` (for error messages that may quote them),
  * not in an output's lineage. count(…) reads nothing of its argument but its nullness: none.
  */
-import { parseSync } from 'libpg-query';
+import { parseSql } from './parser.ts';
 import { BUILTIN_OPERATORS, BUILTIN_TYPES } from './classify.ts';
 import { statementShape } from './shape.ts';
 
@@ -860,7 +860,7 @@ export function analyzeLineage(text: string, options: LineageOptions = {}): Quer
   const searchPath = options.searchPath ?? ['public'];
   let stmts: unknown[];
   try {
-    stmts = (parseSync(text) as { stmts?: unknown[] }).stmts ?? [];
+    stmts = (parseSql(text) as { stmts?: unknown[] }).stmts ?? [];
   } catch {
     return { statements: [{ outputs: undefined, opaqueRows: true, relations: [], reads: OPAQUE_LINEAGE, writes: NO_LINEAGE }], key: 'unparsable' };
   }
