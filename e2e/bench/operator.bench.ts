@@ -16,7 +16,11 @@
  *      sampled every 250 ms throughout. Target ≤ 200 MiB. With the V8 heap and external memory
  *      from the operator's /metrics, its CPU seconds, reconciles and mean reconcile time.
  *
- * Steps 2 and 3 run once the operator's work queue is empty. AIRLOCK_BENCH_WORKERS passes
+ * The operator runs as the image and the chart run it: the image's Node flags, environment and
+ * compile cache (its modules already stripped of their types), and V8's old generation capped at the chart's
+ * operator.heapPercent of its memory limit (in a pod Node reads the limit from its cgroup; here
+ * the cap is given as --max-old-space-size). Steps 2 and 3 run
+ * once the operator's work queue is empty. AIRLOCK_BENCH_WORKERS passes
  * --workers to the operator (its default when unset); AIRLOCK_BENCH_CONNECTIONS, _POLICIES,
  * _APPROVALS, _BUNDLES, _APPLY_CHUNKS, _LOAD_TIMEOUT_SECONDS (180) and _SETTLE_TIMEOUT_SECONDS
  * (120) change the sizes. A target missed is reported, not thrown: the run goes on.
@@ -33,6 +37,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APPROVAL_KEY_SECRET, DECISIONS_ANNOTATION, GROUP, VERSION } from '@airlock/api';
 import { signDecision } from '@airlock/policy';
+import yaml from 'js-yaml';
+import { localImageCache } from '../../hack/images/compile-cache.ts';
+import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS } from '../../hack/images/entrypoint.ts';
 import { startControlPlane, ROOT, type ControlPlane } from '../src/controlplane.ts';
 import { Watch } from '@kubernetes/client-node';
 import { kubeFromConfig, loadKubeConfig, type Kube } from '../../operator/src/kube.ts';
@@ -47,12 +54,30 @@ const WORKERS = process.env['AIRLOCK_BENCH_WORKERS']; // --workers of the operat
 const CHUNKS = Number(process.env['AIRLOCK_BENCH_APPLY_CHUNKS'] ?? 4);
 /** more node flags for the operator process, split on spaces (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) */
 const OPERATOR_NODE_ARGS = (process.env['AIRLOCK_BENCH_OPERATOR_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+
+/** MiB in a Kubernetes memory quantity (Ki, Mi, Gi, or bytes) */
+function quantityMiB(q: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(q);
+  if (m === null) throw new Error(`memory quantity ${q}: expected <n>Ki, <n>Mi, <n>Gi or bytes`);
+  const unit = { Ki: 1 / 1024, Mi: 1, Gi: 1024 }[m[2] ?? ''] ?? 1 / MiB;
+  return Number(m[1]) * unit;
+}
+
+/** the chart's operator memory limit and heap share, and the old-generation cap they give V8 */
+function chartHeap(): { readonly limit: string; readonly percent: number; readonly oldSpaceMiB: number } {
+  const values = yaml.load(readFileSync(join(ROOT, 'charts', 'airlock', 'values.yaml'), 'utf8')) as { operator: { heapPercent: number; resources: { limits: { memory: string } } } };
+  const limit = values.operator.resources.limits.memory;
+  const percent = values.operator.heapPercent;
+  return { limit, percent, oldSpaceMiB: Math.floor((quantityMiB(limit) * percent) / 100) };
+}
+
 const TEAMS = 100; // connection i belongs to team i % TEAMS; the bench pod is in team 0
 const NS = 'bench-operator';
 const AIRLOCK_NS = 'airlock-system';
 const POD = 'agent-0';
 const SA = 'agent';
 const MiB = 1048576;
+const CHART_HEAP = chartHeap();
 
 interface Reply {
   readonly status: number;
@@ -151,6 +176,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const cp: ControlPlane = startControlPlane();
   const tlsDir = mkdtempSync(join(tmpdir(), 'airlock-bench-operator-tls-'));
+  const imageCache = localImageCache({ root: ROOT, node: process.execPath, flags: AIRLOCK_NODE_FLAGS, uid: process.getuid?.() ?? 0 });
   let child: ChildProcess | undefined;
   let logs = '';
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -206,12 +232,14 @@ spec:
     const operator = spawn(
       process.execPath,
       [
+        ...AIRLOCK_NODE_FLAGS,
+        `--max-old-space-size=${String(CHART_HEAP.oldSpaceMiB)}`,
         ...OPERATOR_NODE_ARGS,
         join(ROOT, 'cli', 'src', 'main.ts'), 'operator', '--kubeconfig', cp.kubeconfig, '--metrics-addr', '127.0.0.1:0', '--control-addr', '127.0.0.1:0',
         '--control-tls-dir', tlsDir, '--manage-certificates=false', '--airlock-namespace', AIRLOCK_NS,
         ...(WORKERS === undefined ? [] : ['--workers', WORKERS]),
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...AIRLOCK_ENV, NODE_COMPILE_CACHE: imageCache.dir } },
     );
     child = operator;
     const pid = operator.pid ?? 0;
@@ -249,7 +277,7 @@ spec:
       });
     };
 
-    console.log(`operator bench: node ${process.version}, ${String(cpus().length)} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the start, operator --workers ${WORKERS ?? 'default'}\n`);
+    console.log(`operator bench: node ${process.version}, ${String(cpus().length)} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the start, operator --workers ${WORKERS ?? 'default'}, its old generation capped at ${String(CHART_HEAP.oldSpaceMiB)} MiB (the chart's heapPercent ${String(CHART_HEAP.percent)} of its ${CHART_HEAP.limit} limit)\n`);
     // (4a) idle: informers synced, nothing to reconcile
     await sleep(2000);
     const idleRss = rssOf(pid);
@@ -426,7 +454,7 @@ spec:
       load: { connections: CONNECTIONS, secrets: CONNECTIONS, policies: POLICIES, applyChunks: CHUNKS, appliedSeconds: (appliedAt - t0) / 1000, firstReadySeconds: (firstReadyAt - t0) / 1000, allReady, allReadySeconds: allReady ? loadSeconds : null, readyAtEnd: ready, timeoutSeconds: LOAD_TIMEOUT_MS / 1000, timeline },
       approvals: { samples: SAMPLES, p50Ms: percentile(approvalMs, 0.5), p95Ms: percentile(approvalMs, 0.95), maxMs: approvalMs.at(-1) ?? NaN, runsMs: approvalsRaw },
       bundle: { requests: BUNDLE_REQUESTS, connections: granted, bytes: bundleBytes, keepAlive: true, p50Ms: percentile(bundleMs, 0.5), p99Ms: percentile(bundleMs, 0.99), maxMs: bundleMs.at(-1) ?? NaN },
-      operatorRss: { idleBytes: idleRss, loadedBytes: loadedRss, peakBytes: peakRss },
+      operatorRss: { idleBytes: idleRss, loadedBytes: loadedRss, peakBytes: peakRss, nodeFlags: [...AIRLOCK_NODE_FLAGS, `--max-old-space-size=${String(CHART_HEAP.oldSpaceMiB)}`], chart: CHART_HEAP },
       operatorDuringLoad: { cpuSeconds: loadCpu, wallSeconds, settledSeconds, workers: WORKERS, reconcileMeanMs, reconciles, statusWrites, events, heapUsedIdleBytes: idleHeap, heapUsedLoadedBytes: loadedHeap, heapTotalLoadedBytes: loadedHeapTotal, externalLoadedBytes: loadedExternal },
       loadAverage: loadavg(),
       targets,
@@ -446,6 +474,7 @@ spec:
     }
     cp.stop();
     rmSync(tlsDir, { recursive: true, force: true });
+    imageCache.remove();
   }
 }
 

@@ -12,7 +12,7 @@
  *   on a machine: the start strips TypeScript and restarts itself from the cache
  *   (cli/src/restart.ts);
  * - `pod: …` (when run as root): the sidecar started as the airlock image starts it in a pod —
- *   the image's Node flags, an unprivileged user, nothing it can write but its volumes — with the
+ *   the image's Node flags and environment, an unprivileged user, nothing it can write but its volumes — with the
  *   compile cache the image ships (`image cache`: the modules already stripped, read-only; see
  *   hack/images/compile-cache.ts), or with none (`no cache`: what the image did before it shipped
  *   one, its cache under a /tmp the read-only root does not have).
@@ -25,13 +25,13 @@
  * medians and ratios; writes bench/sidecar-footprint.json (every round's figures included).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { transpileCache } from '../../hack/images/compile-cache.ts';
-import { AIRLOCK_NODE_FLAGS } from '../../hack/images/entrypoint.ts';
+import { localImageCache } from '../../hack/images/compile-cache.ts';
+import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS } from '../../hack/images/entrypoint.ts';
 import { freePort } from '../src/postgres.ts';
 import { AIRLOCK_BIN } from '../src/sidecar.ts';
 
@@ -42,7 +42,6 @@ const OUT = fileURLToPath(new URL('../../bench/sidecar-footprint.json', import.m
 const MiB = 1048576;
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(REPO, 'cli', 'src', 'main.ts');
-const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'];
 /** the unprivileged user the pod targets run as */
 const POD_UID = 65534;
 const asRoot = process.getuid?.() === 0;
@@ -148,33 +147,6 @@ function sidecarTarget(name: string, connection: string, coldCache: boolean): Ta
   };
 }
 
-/** the workspace's TypeScript modules (what the image ships under /app, tests left out) */
-function workspaceModules(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory() && !['test', 'tests', '__tests__', 'fixtures', 'bench'].includes(e.name)) walk(join(dir, e.name));
-      else if (e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') && !/\.(test|spec|bench)\.ts$/.test(e.name)) out.push(join(dir, e.name));
-    }
-  };
-  for (const w of WORKSPACES) walk(join(REPO, w, 'src'));
-  return out.sort();
-}
-
-/**
- * The compile cache the image ships, for POD_UID, read-only, in a directory directly under the
- * workspace as /app/.node-compile-cache is in the image (removed by the returned function).
- */
-function imageCompileCache(): { readonly dir: string; readonly remove: () => void } {
-  const cache = transpileCache({ root: REPO, node: process.execPath, flags: AIRLOCK_NODE_FLAGS, sources: workspaceModules() });
-  const dir = mkdtempSync(join(REPO, '.compile-cache-bench-'));
-  const tagged = join(dir, `${cache.tag}-${String(POD_UID)}`);
-  mkdirSync(tagged);
-  for (const [name, contents] of cache.entries) writeFileSync(join(tagged, name), contents, { mode: 0o444 });
-  for (const d of [tagged, dir]) chmodSync(d, 0o555);
-  return { dir, remove: () => { rmSync(dir, { recursive: true, force: true }); } };
-}
-
 let podCacheDir = '';
 
 /** the sidecar as the image starts it in a pod: see the header */
@@ -186,7 +158,7 @@ function podTarget(name: string, connection: string, cache: boolean): Target {
       const writable = mkdtempSync(join(scratch, 'pod-'));
       chmodSync(writable, 0o777);
       // the image's environment: its cache, or (before it shipped one) a place the read-only root does not have
-      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '', NODE_COMPILE_CACHE: cache ? podCacheDir : '/airlock-compile-cache' /* not writable by POD_UID */, NODE_COMPILE_CACHE_PORTABLE: '1' };
+      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '', ...AIRLOCK_ENV, NODE_COMPILE_CACHE: cache ? podCacheDir : '/airlock-compile-cache' /* not writable by POD_UID */ };
       const args = [`--reuid=${String(POD_UID)}`, `--regid=${String(POD_UID)}`, '--clear-groups', process.execPath, ...AIRLOCK_NODE_FLAGS, MAIN, 'sidecar', '-f', EXAMPLES, '--connection', connection, '--namespace', 'agents', '--recordings-dir', join(writable, 'recordings'), '--state-dir', join(writable, 'state'), '--listen', `127.0.0.1:${String(port)}`];
       return listener('setpriv', args, port, env);
     },
@@ -228,7 +200,7 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'airlock-footprint-'));
   chmodSync(scratch, 0o755); // the pod targets' user reaches its directories in it
   const runs = new Map<string, Sample[]>(TARGETS.map((t) => [t.name, []]));
-  const podCache = asRoot ? imageCompileCache() : undefined;
+  const podCache = asRoot ? localImageCache({ root: REPO, node: process.execPath, flags: AIRLOCK_NODE_FLAGS, uid: POD_UID }) : undefined;
   podCacheDir = podCache?.dir ?? '';
   if (!asRoot) console.log('not root: the pod targets (an unprivileged user, a read-only compile cache) are left out');
   try {

@@ -25,7 +25,7 @@ import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { SIDECAR_UID } from '../../api/src/cluster.ts';
 import { CompileCacheError, transpileCache } from './compile-cache.ts';
-import { AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR } from './entrypoint.ts';
+import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR } from './entrypoint.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const HERE = import.meta.dirname;
@@ -562,7 +562,7 @@ function buildAirlock(ctx: BuildContext): ImageSpec {
     ],
     config: {
       User: '65532:65532',
-      Env: ['PATH=/nodejs/bin:/usr/bin:/bin', `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`, 'NODE_COMPILE_CACHE_PORTABLE=1'],
+      Env: ['PATH=/nodejs/bin:/usr/bin:/bin', `NODE_COMPILE_CACHE=/app/${COMPILE_CACHE_DIR}`, ...Object.entries(AIRLOCK_ENV).map(([k, v]) => `${k}=${v}`)],
       Entrypoint: ['/nodejs/bin/node', ...AIRLOCK_NODE_FLAGS, '/app/cli/src/main.ts'],
       Cmd: ['--help'],
       WorkingDir: '/app',

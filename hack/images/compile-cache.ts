@@ -20,7 +20,7 @@
  * entry is not found fails the build (Node's layout changed), never ships a partial cache.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
@@ -84,4 +84,37 @@ export function transpileCache(opts: { readonly root: string; readonly node: str
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** the workspace packages whose sources the image ships */
+export const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
+
+/** The workspace's TypeScript modules as the image ships them (tests, fixtures and benchmarks left out). */
+export function workspaceModules(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory() && !['test', 'tests', '__tests__', 'fixtures', 'bench'].includes(e.name)) walk(path.join(dir, e.name));
+      else if (e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') && !/\.(test|spec|bench)\.ts$/.test(e.name)) out.push(path.join(dir, e.name));
+    }
+  };
+  for (const w of WORKSPACES) walk(path.join(root, w, 'src'));
+  return out.sort();
+}
+
+/**
+ * The image's compile cache for the workspace at `root` as it is on this machine, for a process
+ * of `uid` started with `node` and `flags`: read-only, in a new directory directly under `root`
+ * (where /app/.node-compile-cache is in the image), for benchmarks that start Airlock as its
+ * image does. Pass `dir` as NODE_COMPILE_CACHE with NODE_COMPILE_CACHE_PORTABLE=1; `remove()`
+ * deletes it.
+ */
+export function localImageCache(opts: { readonly root: string; readonly node: string; readonly flags: readonly string[]; readonly uid: number }): { readonly dir: string; readonly remove: () => void } {
+  const cache = transpileCache({ root: opts.root, node: opts.node, flags: opts.flags, sources: workspaceModules(opts.root) });
+  const dir = mkdtempSync(path.join(opts.root, '.compile-cache-local-'));
+  const tagged = path.join(dir, `${cache.tag}-${String(opts.uid)}`);
+  mkdirSync(tagged);
+  for (const [name, contents] of cache.entries) writeFileSync(path.join(tagged, name), contents, { mode: 0o444 });
+  for (const d of [tagged, dir]) chmodSync(d, 0o555);
+  return { dir, remove: () => { rmSync(dir, { recursive: true, force: true }); } };
 }
