@@ -1,7 +1,8 @@
 /**
  * Validation of Airlock objects with the same schema the API server enforces: the structural
  * schema through ajv, compiled when the files are generated (unknown fields rejected, as
- * `kubectl apply` does with strict field validation; api/scripts/validators.ts), then the CEL rules (`x-kubernetes-validations`) through a CEL evaluator.
+ * `kubectl apply` does with strict field validation; api/scripts/validators.ts), then the CEL
+ * rules (`x-kubernetes-validations`) through a CEL evaluator.
  * Transition rules (those reading `oldSelf`) are checked only when an old object is given.
  *
  * Defaults: validation first applies the schema's defaults to the object, in place, exactly as

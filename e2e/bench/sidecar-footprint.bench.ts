@@ -12,17 +12,18 @@
  *   on a machine: the start strips TypeScript and restarts itself from the cache
  *   (cli/src/restart.ts);
  * - `pod: …` (when run as root): the sidecar started as the airlock image starts it in a pod —
- *   the image's Node flags and environment, an unprivileged user, nothing it can write but its volumes — with the
- *   compile cache the image ships (`image cache`: the modules already stripped, read-only; see
- *   hack/images/compile-cache.ts), or with none (`no cache`: what the image did before it shipped
- *   one, its cache under a /tmp the read-only root does not have).
+ *   the image's Node flags and environment, an unprivileged user, nothing it can write but its
+ *   volumes — with the compile cache the image ships (`image cache`: the modules already
+ *   stripped, read-only; see hack/images/compile-cache.ts), or with none (`no cache`: what the
+ *   image did before it shipped one, its cache under a /tmp the read-only root does not have).
  *
  * Targets run interleaved, ROUNDS times (AIRLOCK_BENCH_ROUNDS, default 7); medians are compared.
  * Time to accept: a TCP connect is tried every millisecond from the spawn on; the CPU time the
  * process had used by then (every thread: /proc/<pid>/task/<tid>/schedstat) is recorded too: on a
  * loaded machine wall time mostly measures the wait for a core. Idle RSS: VmRSS, and RssAnon (the
- * private part), IDLE_MS after the listener first accepted (AIRLOCK_BENCH_IDLE_MS, default 2000). Prints the
- * medians and ratios; writes bench/sidecar-footprint.json (every round's figures included).
+ * private part), IDLE_MS after the listener first accepted (AIRLOCK_BENCH_IDLE_MS, default
+ * 2000). Prints the medians and ratios; writes bench/sidecar-footprint.json (every round's
+ * figures included).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -6,13 +6,14 @@
  * straight from the OCI layout tarballs.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { SIDECAR_UID } from '@airlock/api';
+import { workspaceModules } from '../../hack/images/compile-cache.ts';
 import { ROOT } from '../src/controlplane.ts';
 
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -109,14 +110,7 @@ test('the airlock image\'s compile cache serves every workspace module stripped,
     if (list.split('\n').some((p) => p.startsWith('app/'))) execFileSync('tar', ['-x', '-C', root], { input: layer, maxBuffer: 64 * 1024 * 1024 });
   }
   const app = join(root, 'app');
-  const modules: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(dir, e.name));
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) modules.push(join(dir, e.name));
-    }
-  };
-  for (const w of ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native']) walk(join(app, w, 'src'));
+  const modules = workspaceModules(app);
   assert.ok(modules.length > 150, `${String(modules.length)} workspace modules in the image`);
   // the entrypoint's flags (V8 tags its cache with them), the image's node (the workspace's, unstripped)
   const flags = config.Entrypoint.slice(1, -1);

@@ -25,7 +25,7 @@ import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { SIDECAR_UID } from '../../api/src/cluster.ts';
 import { CompileCacheError, transpileCache } from './compile-cache.ts';
-import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR } from './entrypoint.ts';
+import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR, WORKSPACES } from './entrypoint.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const HERE = import.meta.dirname;
@@ -359,8 +359,6 @@ function labels(title: string, version: string, description: string): Record<str
 
 // --- airlock -----------------------------------------------------------------------------------
 
-/** the workspace packages in the image (e2e is tests only) */
-const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
 /** production dependencies used only to build a native addon at install time */
 const INSTALL_ONLY = new Set(['node-gyp', 'nan', 'node-addon-api', 'install-artifact-from-github']);
 

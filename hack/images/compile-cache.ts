@@ -5,7 +5,7 @@
  * stripped all ~220 modules (~0.9 s of CPU on a shared core) and kept the stripper (a WASM build of
  * swc, ~13 MiB) resident for the life of the pod.
  *
- * How Node finds an entry (src/compile_cache.cc, Node 22.1+; portable mode since 24.12):
+ * How Node finds an entry (src/compile_cache.cc; Node 24.21, the workspace's, has the portable mode):
  * - the cache directory NODE_COMPILE_CACHE holds one subdirectory per
  *   `<node version>-<arch>-<V8 cached-data tag, which hashes V8's flags>-<uid of the process>`;
  * - with NODE_COMPILE_CACHE_PORTABLE=1 a module is keyed by its path relative to that
@@ -24,6 +24,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, w
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { WORKSPACES } from './entrypoint.ts';
 
 /** the entry type of a module stripped of its types (CachedCodeType::kStrippedTypeScript) */
 const STRIPPED_TYPESCRIPT = 2;
@@ -86,10 +87,8 @@ export function transpileCache(opts: { readonly root: string; readonly node: str
   }
 }
 
-/** the workspace packages whose sources the image ships */
-export const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
-
-/** The workspace's TypeScript modules as the image ships them (tests, fixtures and benchmarks left out). */
+/** The TypeScript modules of the workspace at `root` (this checkout, or the image's /app) as the
+ * image ships them (tests, fixtures and benchmarks left out). */
 export function workspaceModules(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {

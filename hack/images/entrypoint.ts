@@ -1,7 +1,10 @@
 /**
- * How the airlock image starts Node, shared by the image build and the footprint benchmark (which
- * starts the sidecar the same way).
+ * What the airlock image holds and how it starts Node, shared by the image build, its test and
+ * the benchmarks that start Airlock as the image does.
  */
+
+/** the workspace packages whose sources (`<package>/src`) the image holds */
+export const WORKSPACES = ['api', 'policy', 'kube', 'sidecar', 'operator', 'webhooks', 'cli', 'native'] as const;
 
 /**
  * Node's flags in the image's entrypoint. --max-semi-space-size=8: V8 grows the young
