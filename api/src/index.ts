@@ -6,5 +6,6 @@ export { airlockValidators, formatFieldError, releaseValidators, type FieldError
 export { parseManifests, formatManifestError, type Manifest, type ManifestError, type ParsedManifests } from './manifests.ts';
 export type * from './generated/types.ts';
 export * from './cluster.ts';
+export { byName, compareCodeUnits } from './order.ts';
 export { GENESIS, bodyJson, recordingText, seal, sealJson, verifyRecording, type RecordBody, type SealedRecord, type VerifyOptions, type VerifyResult } from './recording/chain.ts';
 export { verifyCast, type CastCheckpoint, type CastVerifyResult } from './recording/cast.ts';

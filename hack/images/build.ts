@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { SIDECAR_UID } from '../../api/src/cluster.ts';
+import { compareCodeUnits } from '../../api/src/order.ts';
 import { CompileCacheError, transpileCache } from './compile-cache.ts';
 import { AIRLOCK_ENV, AIRLOCK_NODE_FLAGS, COMPILE_CACHE_DIR, WORKSPACES } from './entrypoint.ts';
 
@@ -542,7 +543,7 @@ function buildAirlock(ctx: BuildContext): ImageSpec {
   for (const a of addons) app.file(`/app/native/build/Release/${a.name}`, stripped(`${release}/${a.name}`, ctx, '--strip-unneeded'), { mode: 0o755 });
   const { packages, links } = productionPackages(lock);
   for (const key of packages) addPackage(app, key, '/app', ctx);
-  for (const [link, target] of [...links].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [link, target] of [...links].sort(([a], [b]) => compareCodeUnits(a, b))) {
     app.symlink(`/app/${link}`, path.posix.relative(path.posix.dirname(`/app/${link}`), `/app/${target}`));
   }
   addCompileCache(app);
@@ -1003,7 +1004,7 @@ async function main(argv: readonly string[]): Promise<number> {
       compressedMiB: Math.round((b.compressedBytes / 1048576) * 10) / 10,
     };
   }
-  const sorted = Object.fromEntries(Object.entries(images).sort(([a], [b]) => a.localeCompare(b)));
+  const sorted = Object.fromEntries(Object.entries(images).sort(([a], [b]) => compareCodeUnits(a, b)));
   mkdirSync(path.dirname(record), { recursive: true });
   writeFileSync(record, `${JSON.stringify({ images: sorted }, null, 2)}\n`);
   return 0;

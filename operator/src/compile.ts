@@ -3,7 +3,7 @@
  * sidecar and `airlock check` run (compileMasker, compileBundle), so a policy the operator calls
  * Ready is one the sidecar loads. Pure.
  */
-import { API_VERSION, type AgentConnection, type ApprovalRule, type MaskingPolicy, type Manifest } from '@airlock/api';
+import { API_VERSION, byName, type AgentConnection, type ApprovalRule, type MaskingPolicy, type Manifest } from '@airlock/api';
 import { PolicyError, compileBundle, compileMasker, selectorMatches } from '@airlock/policy';
 
 export type CompileResult = { readonly ok: true } | { readonly ok: false; readonly message: string };
@@ -177,7 +177,6 @@ export function selectingPolicies(
   maskingPolicies: readonly MaskingPolicy[],
   approvalRules: readonly ApprovalRule[],
 ): { readonly maskingPolicies: MaskingPolicy[]; readonly approvalRules: ApprovalRule[] } {
-  const byName = (a: { metadata: { name?: string } }, b: { metadata: { name?: string } }): number => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '');
   return {
     maskingPolicies: maskingPolicies.filter((p) => selects(p.spec.connectionSelector, connection)).sort(byName),
     approvalRules: approvalRules.filter((r) => selects(r.spec.connectionSelector, connection)).sort(byName),

@@ -4,7 +4,7 @@
  * digest of what went in. Pure: the caller reads the files or the API server.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { Action, AgentConnection, ApprovalRule, MaskingPolicy, Manifest, SqlClass } from '@airlock/api';
+import { byName, type Action, type AgentConnection, type ApprovalRule, type MaskingPolicy, type Manifest, type SqlClass } from '@airlock/api';
 import { PolicyError } from './errors.ts';
 import { selectorMatches } from './selector.ts';
 import { compileGlob } from './shell/glob.ts';
@@ -183,7 +183,7 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
     .filter((m) => m.kind === 'ApprovalRule')
     .map((m) => m.object as unknown as ApprovalRule)
     .filter((r) => selectorMatches(r.spec.connectionSelector, labels))
-    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    .sort(byName);
   const approvalRules = selectedRules.filter((r) => {
     const sas = r.spec.subjects?.serviceAccounts;
     // an unknown identity may be any service account: its rules apply (see compileApprovalRules)
@@ -193,7 +193,7 @@ export function compileBundle(manifests: readonly Manifest[], options: BundleOpt
     .filter((m) => m.kind === 'MaskingPolicy')
     .map((m) => m.object as unknown as MaskingPolicy)
     .filter((p) => selectorMatches(p.spec.connectionSelector, labels))
-    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    .sort(byName);
 
   const maskRules: MaskRuleSpec[] = maskingPolicies.flatMap((p) =>
     p.spec.rules.map((r) => ({ ...r, name: `${p.metadata.name ?? ''}/${r.name}` })),

@@ -3,7 +3,7 @@
  * (when set) and runs as one of serviceAccounts (when set). A connection that sets neither (the
  * schema refuses it) grants nobody. Pure.
  */
-import type { AgentConnection } from '@airlock/api';
+import { byName, type AgentConnection } from '@airlock/api';
 import { selectorMatches } from '@airlock/policy';
 
 export interface PodFacts {
@@ -27,5 +27,5 @@ export function grants(connection: AgentConnection, pod: PodFacts): boolean {
 
 /** the granting connections, sorted by name */
 export function grantedConnections(connections: readonly AgentConnection[], pod: PodFacts): AgentConnection[] {
-  return connections.filter((c) => grants(c, pod)).sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  return connections.filter((c) => grants(c, pod)).sort(byName);
 }

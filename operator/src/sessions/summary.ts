@@ -3,7 +3,7 @@
  * AgentSessions that still exist (retention bounds them), the newest few, and the requests still
  * pending. Pure.
  */
-import type { AgentSession, ApprovalRequest } from '@airlock/api';
+import { byName, compareCodeUnits, type AgentSession, type ApprovalRequest } from '@airlock/api';
 import { CONNECTION_LABEL } from '../approvals/request.ts';
 
 export const RECENT_SESSIONS = 5;
@@ -32,7 +32,7 @@ export function connectionActivity(connection: string, sessions: readonly AgentS
   const newestFirst = [...own].sort((a, b) => {
     const ta = a.status?.startTime ?? a.metadata.creationTimestamp ?? '';
     const tb = b.status?.startTime ?? b.metadata.creationTimestamp ?? '';
-    return ta < tb ? 1 : ta > tb ? -1 : (b.metadata.name ?? '').localeCompare(a.metadata.name ?? '');
+    return compareCodeUnits(tb, ta) || byName(b, a);
   });
   const pendingApprovals = requests.filter(
     (r) => r.metadata.deletionTimestamp === undefined && r.spec.connection === connection && (r.status?.phase ?? 'Pending') === 'Pending',

@@ -11,7 +11,7 @@
  * - sessions, recentSessions, pendingApprovals: from the namespace's AgentSessions and
  *   ApprovalRequests when the caller passes them (sessions/summary.ts); kept as they were when not.
  */
-import type { AgentConnection, AgentSession, ApprovalRequest, ApprovalRule, MaskingPolicy } from '@airlock/api';
+import { byName, type AgentConnection, type AgentSession, type ApprovalRequest, type ApprovalRule, type MaskingPolicy } from '@airlock/api';
 import { compileApprovalRule, compileConnectionBundle, compileMaskingPolicy, selects } from '../compile.ts';
 import { connectionActivity, type SessionSummary } from '../sessions/summary.ts';
 import { CONDITION_TYPES, REASONS, readyCondition, settleConditions, type Condition, type DesiredCondition } from '../conditions.ts';
@@ -169,7 +169,6 @@ function policyCondition(
 }
 
 export function agentConnectionStatus(connection: AgentConnection, inputs: ConnectionInputs, now: string): ConnectionStatus {
-  const byName = (a: { metadata: { name?: string } }, b: { metadata: { name?: string } }): number => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? '');
   const maskingPolicies = inputs.maskingPolicies.filter((p) => selects(p.spec.connectionSelector, connection)).sort(byName);
   const approvalRules = inputs.approvalRules.filter((r) => selects(r.spec.connectionSelector, connection)).sort(byName);
   const credentials = credentialsCondition(connection, inputs.secretKeys);

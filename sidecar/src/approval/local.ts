@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { compareCodeUnits } from '@airlock/api';
 import { reviewDecision } from '@airlock/policy';
 import { SidecarError } from '../errors.ts';
 import type { ApprovalOutcome, ApprovalPhase, ApprovalPort, ApprovalTicket, PendingApproval, ReviewerDecision } from './port.ts';
@@ -71,7 +72,7 @@ export function listApprovals(stateDir: string): LocalApprovalFile[] {
       // a file being replaced or not ours: skip it in a listing
     }
   }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  return out.sort((a, b) => compareCodeUnits(a.createdAt, b.createdAt));
 }
 
 function sleepSync(ms: number): void {

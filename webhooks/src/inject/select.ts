@@ -1,6 +1,6 @@
 /** Which AgentConnections a pod receives, and the opt-in rule. Pure. */
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { NAMESPACE_INJECT_LABEL, POD_INJECT_LABEL, type AgentConnection } from '@airlock/api';
+import { NAMESPACE_INJECT_LABEL, POD_INJECT_LABEL, byName, type AgentConnection } from '@airlock/api';
 import { selectorMatches } from '@airlock/policy';
 
 /** pod label `true` opts in, `false` opts out; otherwise the namespace label `enabled` decides */
@@ -33,7 +33,7 @@ export function selectsPod(connection: AgentConnection, pod: V1Pod): boolean {
 export function selectConnections(connections: readonly AgentConnection[], pod: V1Pod, namespace: string): AgentConnection[] {
   return connections
     .filter((c) => (c.metadata.namespace === undefined || c.metadata.namespace === namespace) && c.metadata.deletionTimestamp === undefined && selectsPod(c, pod))
-    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    .sort(byName);
 }
 
 export function connectionName(c: AgentConnection): string {
