@@ -148,10 +148,8 @@ function sidecarTarget(name: string, connection: string, coldCache: boolean): Ta
   };
 }
 
-let podCacheDir = '';
-
-/** the sidecar as the image starts it in a pod: see the header */
-function podTarget(name: string, connection: string, cache: boolean): Target {
+/** the sidecar as the image starts it in a pod, with the image's compile cache at `cacheDir` or none: see the header */
+function podTarget(name: string, connection: string, cacheDir: string | undefined): Target {
   return {
     name,
     async run(scratch) {
@@ -159,37 +157,40 @@ function podTarget(name: string, connection: string, cache: boolean): Target {
       const writable = mkdtempSync(join(scratch, 'pod-'));
       chmodSync(writable, 0o777);
       // the image's environment: its cache, or (before it shipped one) a place the read-only root does not have
-      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '', ...AIRLOCK_ENV, NODE_COMPILE_CACHE: cache ? podCacheDir : '/airlock-compile-cache' /* not writable by POD_UID */ };
+      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '', ...AIRLOCK_ENV, NODE_COMPILE_CACHE: cacheDir ?? '/airlock-compile-cache' /* not writable by POD_UID */ };
       const args = [`--reuid=${String(POD_UID)}`, `--regid=${String(POD_UID)}`, '--clear-groups', process.execPath, ...AIRLOCK_NODE_FLAGS, MAIN, 'sidecar', '-f', EXAMPLES, '--connection', connection, '--namespace', 'agents', '--recordings-dir', join(writable, 'recordings'), '--state-dir', join(writable, 'state'), '--listen', `127.0.0.1:${String(port)}`];
       return listener('setpriv', args, port, env);
     },
   };
 }
 
-const TARGETS: readonly Target[] = [
-  {
-    name: 'floor: node -e listen',
-    async run() {
-      const port = await freePort();
-      return listener(process.execPath, ['-e', `require('node:net').createServer(() => {}).listen(${String(port)}, '127.0.0.1')`], port, process.env);
+/** every target; the pod targets when `podCacheDir` (the image's compile cache) is given */
+function allTargets(podCacheDir: string | undefined): readonly Target[] {
+  return [
+    {
+      name: 'floor: node -e listen',
+      async run() {
+        const port = await freePort();
+        return listener(process.execPath, ['-e', `require('node:net').createServer(() => {}).listen(${String(port)}, '127.0.0.1')`], port, process.env);
+      },
     },
-  },
-  {
-    name: 'floor: node empty.mjs',
-    async run(scratch) {
-      const file = join(scratch, 'empty.mjs');
-      writeFileSync(file, '');
-      const t0 = performance.now();
-      const child = spawn(process.execPath, [file], { stdio: 'ignore' });
-      await exited(child);
-      return { startMs: performance.now() - t0, cpuMs: undefined, idleRss: undefined, idleAnon: undefined };
+    {
+      name: 'floor: node empty.mjs',
+      async run(scratch) {
+        const file = join(scratch, 'empty.mjs');
+        writeFileSync(file, '');
+        const t0 = performance.now();
+        const child = spawn(process.execPath, [file], { stdio: 'ignore' });
+        await exited(child);
+        return { startMs: performance.now() - t0, cpuMs: undefined, idleRss: undefined, idleAnon: undefined };
+      },
     },
-  },
-  sidecarTarget('sidecar pg', 'orders-db', false),
-  sidecarTarget('sidecar ssh', 'bastion', false),
-  sidecarTarget('sidecar pg, cold cache', 'orders-db', true),
-  ...(asRoot ? [podTarget('pod: sidecar pg, image cache', 'orders-db', true), podTarget('pod: sidecar ssh, image cache', 'bastion', true), podTarget('pod: sidecar pg, no cache', 'orders-db', false)] : []),
-];
+    sidecarTarget('sidecar pg', 'orders-db', false),
+    sidecarTarget('sidecar ssh', 'bastion', false),
+    sidecarTarget('sidecar pg, cold cache', 'orders-db', true),
+    ...(podCacheDir !== undefined ? [podTarget('pod: sidecar pg, image cache', 'orders-db', podCacheDir), podTarget('pod: sidecar ssh, image cache', 'bastion', podCacheDir), podTarget('pod: sidecar pg, no cache', 'orders-db', undefined)] : []),
+  ];
+}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -200,9 +201,9 @@ function median(xs: readonly number[]): number {
 async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), 'airlock-footprint-'));
   chmodSync(scratch, 0o755); // the pod targets' user reaches its directories in it
-  const runs = new Map<string, Sample[]>(TARGETS.map((t) => [t.name, []]));
   const podCache = asRoot ? localImageCache({ root: REPO, node: process.execPath, flags: AIRLOCK_NODE_FLAGS, uid: POD_UID }) : undefined;
-  podCacheDir = podCache?.dir ?? '';
+  const TARGETS = allTargets(podCache?.dir);
+  const runs = new Map<string, Sample[]>(TARGETS.map((t) => [t.name, []]));
   if (!asRoot) console.log('not root: the pod targets (an unprivileged user, a read-only compile cache) are left out');
   try {
     // one start of each sidecar first, not counted: fills the compile cache after a source change

@@ -6,6 +6,8 @@
  * connections on one port: the one already listening keeps it, else the first by name; the
  * other is not served (a conflict).
  */
+import { compareCodeUnits } from '@airlock/api';
+
 export interface ListenerSpec {
   readonly protocol: 'postgres' | 'ssh';
   readonly listenPort: number;
@@ -27,19 +29,18 @@ export function sameSpec(a: ListenerSpec, b: ListenerSpec): boolean {
 }
 
 export function planListeners(running: ReadonlyMap<string, ListenerSpec>, wanted: ReadonlyMap<string, ListenerSpec>): ListenerPlan {
-  const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
   const unchanged = [...wanted.keys()].filter((n) => {
     const r = running.get(n);
     const w = wanted.get(n);
     return r !== undefined && w !== undefined && sameSpec(r, w);
   });
-  const others = [...wanted.keys()].filter((n) => !unchanged.includes(n)).sort(byName);
+  const others = [...wanted.keys()].filter((n) => !unchanged.includes(n)).sort(compareCodeUnits);
   const ports = new Map<number, string>();
   const stop: string[] = [];
   const start: string[] = [];
   const keep: string[] = [];
   const conflicts: { name: string; port: number; with: string }[] = [];
-  for (const name of [...unchanged.sort(byName), ...others]) {
+  for (const name of [...unchanged.sort(compareCodeUnits), ...others]) {
     const w = wanted.get(name) as ListenerSpec;
     const holder = ports.get(w.listenPort);
     if (holder !== undefined) {
@@ -50,7 +51,7 @@ export function planListeners(running: ReadonlyMap<string, ListenerSpec>, wanted
     if (unchanged.includes(name)) keep.push(name);
     else start.push(name);
   }
-  for (const name of [...running.keys()].sort(byName)) {
+  for (const name of [...running.keys()].sort(compareCodeUnits)) {
     if (!keep.includes(name)) stop.push(name);
   }
   return { stop, start, keep, conflicts };

@@ -52,7 +52,6 @@ function eventJson(data: string): string {
   return JSON.stringify(data.isWellFormed() ? data : data.toWellFormed());
 }
 
-
 /**
  * Event lines are encoded into one buffer reused by every writer of the process (writes are
  * synchronous), then hashed and written from it: no Buffer per event, which at bulk rates is
